@@ -17,7 +17,7 @@ from core.enclave import (
 )
 from core.errors import EnsignError
 from core.layout import VARIANT_EDMM, VARIANT_SGX1, Layout, Region, derive_layout
-from core.measure import Measurement, Measurer, measure
+from core.measure import Measurement, Measurer
 from core.params import PARAMETERS, Params, resolve_params
 from core.records import MeasurementPlan, PageRun, Record
 from core.sigstruct import Sigstruct
@@ -25,6 +25,6 @@ from core.sigstruct import Sigstruct
 __all__ = [
     "EnclaveBinary", "EnsignError", "Layout", "MeasuredPair", "Measurement", "MeasurementPlan", "Measurer",
     "PARAMETERS", "PageLocation", "PageRun", "Params", "Record", "Region", "SignResult", "Sigstruct",
-    "VARIANT_EDMM", "VARIANT_SGX1", "VerifyResult", "derive_layout", "measure", "resolve_params",
+    "VARIANT_EDMM", "VARIANT_SGX1", "VerifyResult", "derive_layout", "resolve_params",
     "sign_enclave", "verify_enclave",
 ]

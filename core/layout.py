@@ -14,6 +14,7 @@ environment, never prints and never imports a UI.
 
 from __future__ import annotations
 
+import bisect
 import struct
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ VARIANT_SGX1 = "sgx1"
 VARIANT_EDMM = "edmm"
 VARIANTS = (VARIANT_SGX1, VARIANT_EDMM)
 
+MAX_IMAGE_SPAN = 64 << 30  # bytes from the lowest to the highest PT_LOAD page
+MAX_SPECIAL_PAGES = 1 << 18  # pages composed one by one (shared/unaligned), 1 GiB
 GUARD_PAGES = 16  # 64 KiB guard around stacks and before the parameters page (never added)
 SSA_FRAMES = 2  # NSSA
 FLAGS_RW = PT_REG | SECINFO_R | SECINFO_W
@@ -147,6 +150,9 @@ def build_image_plan(image: ElfImage) -> ImagePlan:
         raise LayoutError(f"{image.path}: no PT_LOAD with memory to measure")
     base = min(seg.vaddr for seg in loads) & ~(PAGE_SIZE - 1)
     top = max(_round_up(seg.vaddr + seg.memsz) for seg in loads)
+    if top - base > MAX_IMAGE_SPAN:
+        raise LayoutError(f"{image.path}: the PT_LOAD segments span {top - base:#x} bytes; "
+                          f"ensign measures images up to {MAX_IMAGE_SPAN >> 30} GiB")
     data = image.data
 
     # Page indices (relative to base) that need explicit composition.
@@ -161,34 +167,40 @@ def build_image_plan(image: ElfImage) -> ImagePlan:
         file_end = seg.vaddr + seg.filesz - base
         special.add(file_end // PAGE_SIZE)
         if (seg.offset - seg.vaddr) % PAGE_SIZE:
+            # File offset and address not congruent: every file page is composed explicitly.
+            if file_end // PAGE_SIZE - first > MAX_SPECIAL_PAGES:
+                raise LayoutError(f"{image.path}: PT_LOAD {seg.index} has p_offset and p_vaddr that differ "
+                                  "modulo the page size over more than 1 GiB")
             special.update(range(first, (_round_up(file_end)) // PAGE_SIZE))
         for field_offset, field_size in ZEROED_HEADER_FIELDS:
             if seg.offset <= field_offset and field_offset + field_size <= seg.offset + seg.filesz:
                 special.add((seg.vaddr + field_offset - seg.offset - base) // PAGE_SIZE)
     spans.sort(key=lambda item: item[0])
-    for (_a_first, a_last, _a), (b_first, _b_last, _b) in zip(spans, spans[1:], strict=False):
-        if b_first < a_last:
-            special.update(range(b_first, a_last))
-    for (first, last, _seg) in spans:
-        for other_first, other_last, _o in spans:
-            if other_first < last and first < other_last and (other_first, other_last) != (first, last):
-                special.update(range(max(first, other_first), min(last, other_last)))
+    for index, (first, last, seg) in enumerate(spans):
+        for other_first, other_last, other in spans[index + 1:]:
+            if other_first >= last:
+                break
+            shared = range(max(first, other_first), min(last, other_last))
+            if len(shared) > MAX_SPECIAL_PAGES:
+                raise LayoutError(f"{image.path}: PT_LOAD {seg.index} and {other.index} share more than "
+                                  "1 GiB of pages")
+            special.update(shared)
 
     runs: list[PageRun] = []
     identity = image.identity
+    special_sorted = sorted(special)
     for first, last, seg in spans:
         flags = segment_secinfo(seg.flags)
         file_end_page = (seg.vaddr + seg.filesz - base) // PAGE_SIZE  # first page not fully file-backed
         page = first
         while page < last:
-            if page in special:
+            position = bisect.bisect_left(special_sorted, page)
+            if position < len(special_sorted) and special_sorted[position] == page:
                 page += 1
                 continue
-            run_end = page
+            next_special = special_sorted[position] if position < len(special_sorted) else last
             in_file = page < file_end_page
-            limit = file_end_page if in_file else last
-            while run_end < limit and run_end not in special:
-                run_end += 1
+            run_end = min(next_special, file_end_page if in_file else last)
             count = run_end - page
             offset = page * PAGE_SIZE
             if in_file:
