@@ -28,9 +28,14 @@ from typing import Any, Final
 import elftools.elf.enums as _elf_enums
 from elftools.elf.elffile import ELFFile
 
-from .errors import ElfFormatError, EnsignError
+from core.errors import ElfFormatError, EnsignError
 
 __all__ = [
+    "ELF64_SHDR_SIZE",
+    "SECTION_TYPE_NAMES",
+    "SEGMENT_TYPE_NAMES",
+    "SHT_NULL",
+    "SHT_STRTAB",
     "ElfClassError",
     "ElfImage",
     "ElfMachineError",

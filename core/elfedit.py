@@ -23,9 +23,10 @@ import stat
 import struct
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import BinaryIO, Final
 
-from .elf import (
+from core.elf import (
     ELF64_SHDR_SIZE,
     SECTION_TYPE_NAMES,
     SHT_NOBITS,
@@ -36,7 +37,7 @@ from .elf import (
     Section,
     load_elf,
 )
-from .errors import ElfFormatError, ParamError, WriteError
+from core.errors import ElfFormatError, ParamError, WriteError
 
 __all__ = [
     "MEASUREMENT_ZEROED_HEADER_FIELDS",
@@ -136,7 +137,8 @@ def with_section(
 
         def build(out: BinaryIO) -> None:
             out.write(plan.header)
-            _write_view(out, image.data[len(plan.header) : plan.keep])
+            with image.data[len(plan.header) : plan.keep] as original_bytes:
+                _write_view(out, original_bytes)
             out.write(b"\0" * (plan.data_offset - plan.keep))
             out.write(payload)
             out.write(plan.shstrtab)
@@ -152,28 +154,17 @@ def with_section(
     return plan.section
 
 
+@dataclass(frozen=True, slots=True)
 class _SectionPlan:
-    """Where everything goes in the output of :func:`with_section` (all offsets in bytes)."""
+    """Where everything goes in the output of :func:`with_section`."""
 
-    __slots__ = ("header", "keep", "data_offset", "shstrtab", "table_offset", "table", "section")
-
-    def __init__(
-        self,
-        header: bytes,
-        keep: int,
-        data_offset: int,
-        shstrtab: bytes,
-        table_offset: int,
-        table: bytes,
-        section: Section,
-    ) -> None:
-        self.header = header  # the patched 64-byte ELF header
-        self.keep = keep  # source bytes [0, keep) are copied (the rest is our old tail)
-        self.data_offset = data_offset  # file offset of the section data (8-aligned)
-        self.shstrtab = shstrtab  # contents of the new section header string table
-        self.table_offset = table_offset  # file offset of the new section header table (e_shoff)
-        self.table = table  # the new section header table
-        self.section = section  # our section's header in the output
+    header: bytes  # the 64-byte Elf64_Ehdr with e_shoff, e_shnum, e_shstrndx updated
+    keep: int  # source bytes [0, keep) are copied; the rest is our previous tail (bytes)
+    data_offset: int  # file offset of the section data, 8-aligned (bytes)
+    shstrtab: bytes  # contents of the new section header string table (.shstrtab)
+    table_offset: int  # file offset of the new section header table, the new e_shoff (bytes)
+    table: bytes  # the new section header table (Elf64_Shdr entries)
+    section: Section  # our section's header as written
 
 
 def _check_section_name(name: str) -> bytes:
