@@ -25,7 +25,7 @@ from core.params import PARAMETERS, SPECS, Params, format_size, resolve_params
 # Modules that add subcommands: each has ``register(subparsers, command)`` where
 # ``command(name, help, description)`` returns a parser that already has --json, and sets
 # ``handler=fn(args, out) -> exit code`` on it.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("tui.cli_production", "tui.cli_formats")
 
 EXIT_OK = 0
 EXIT_NO = 1
@@ -153,16 +153,30 @@ def read_passphrase(args: argparse.Namespace, key_path: str) -> Callable[[], byt
 
 
 def load_signer(args: argparse.Namespace, params: Params):
-    """The signer for ``sign``: --key/SCONE_KEY, or the built-in debug key (refused with --production)."""
-    from core import signing
+    """The signer for ``sign``: a PKCS#11 token key, --key/SCONE_KEY, or the built-in debug key.
 
+    Returns:
+        ``(signer, debug_key)``. A PKCS#11 signer holds a session: close it (``signer.close()``)
+        when done.
+
+    Raises:
+        SigningKeyError: --production with the debug key, or --key together with --pkcs11-*.
+    """
+    from core import signing
+    from tui.cli_production import open_pkcs11_signer, pkcs11_requested
+
+    if pkcs11_requested(args):
+        if params.key:
+            raise SigningKeyError(f"two signing keys given: --key/SCONE_KEY ({params.key}) and --pkcs11-*; give one")
+        return open_pkcs11_signer(args), False
     if params.key:
         key = signing.load_private_key(params.key, passphrase_callback=read_passphrase(args, params.key))
         signing.check_signing_key(key, name=params.key)
         return signing.KeySigner(key), False
     if params.production:
         raise SigningKeyError(
-            "--production with the built-in debug key is refused: its private key is public; give --key"
+            "--production with the built-in debug key is refused: its private key is public; give --key "
+            "(or --pkcs11-*, or --export-signing-data to sign elsewhere)"
         )
     return signing.KeySigner(signing.load_debug_key()), True
 
@@ -194,6 +208,9 @@ def cmd_hash(args: argparse.Namespace, out: Output) -> int:
     from core.enclave import EnclaveBinary
     from core.layout import VARIANT_EDMM, VARIANT_SGX1
 
+    fixed = _hash_container(args, out)  # SDK enclaves, .sgxs streams: their layout is not ours to choose
+    if fixed is not None:
+        return fixed
     binary = EnclaveBinary.open(args.app)
     params = params_from_args(args)
     variant = VARIANT_EDMM if args.edmm else VARIANT_SGX1
@@ -233,16 +250,25 @@ def cmd_hash(args: argparse.Namespace, out: Output) -> int:
 
 
 def cmd_sign(args: argparse.Namespace, out: Output) -> int:
-    from core.enclave import EnclaveBinary, build_signature, write_signature
+    import contextlib
 
+    from core.enclave import EnclaveBinary, build_signature, today_utc, write_signature
+
+    if args.export_signing_data or args.export_digest:
+        from tui.cli_production import cmd_export
+
+        return cmd_export(args, out)
     date = parse_date(args.date)
     binary = EnclaveBinary.open(args.app)
     params = params_from_args(args)
-    signer, debug_key = load_signer(args, params)
-    pair = binary.measure_pair(params, on_progress=out.progress("measuring"))
-    from core.enclave import today_utc
-
-    signature = build_signature(binary, pair, signer, date or today_utc())
+    with contextlib.ExitStack() as stack:
+        signer, debug_key = load_signer(args, params)
+        if hasattr(signer, "close"):
+            stack.callback(signer.close)
+        pair = binary.measure_pair(params, on_progress=out.progress("measuring"))
+        signature = build_signature(binary, pair, signer, date or today_utc())
+        describe = getattr(signer, "describe", None)
+        signer_text = describe() if callable(describe) else (params.key or "built-in debug key")
     target = write_signature(binary, signature, output=args.output, sig_out=args.sig_out)
     mrsigner = signature.sgx1.mrsigner
     data = {
@@ -250,6 +276,7 @@ def cmd_sign(args: argparse.Namespace, out: Output) -> int:
         "mrenclave": {"sgx1": pair.sgx1_measurement.hex, "edmm": pair.edmm_measurement.hex},
         "mrsigner": mrsigner,
         "debug_key": debug_key,
+        "signer": signer_text,
         "date": f"{signature.date:08x}",
         "size": pair.sgx1.size,
         "ssaframesize": pair.sgx1.ssaframesize,
@@ -262,6 +289,7 @@ def cmd_sign(args: argparse.Namespace, out: Output) -> int:
         f"MRENCLAVE (EDMM)  {pair.edmm_measurement.hex}",
         f"MRSIGNER          {mrsigner}" + ("  (built-in DEBUG key: not for production)" if debug_key else ""),
         f"SIZE {pair.sgx1.size:#x}  SSAFRAMESIZE {pair.sgx1.ssaframesize}  DATE {signature.date:08x}",
+        f"signer            {signer_text}",
         "parameters:",
         *params_lines(params),
     ]
@@ -275,10 +303,13 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
     from core.enclave import EnclaveBinary, verify_enclave
     from core.sigstruct import Sigstruct
 
-    binary = EnclaveBinary.open(args.app)
     sigstruct = None
     if args.sig:
         sigstruct = Sigstruct.from_bytes(_read_file(args.sig))
+    fixed = _verify_container(args, out, sigstruct)
+    if fixed is not None:
+        return fixed
+    binary = EnclaveBinary.open(args.app)
     params = params_from_args(args) if binary.signature is None else None
     result = verify_enclave(binary, sigstruct=sigstruct, params=params, on_progress=out.progress("measuring"))
     data = {
@@ -307,9 +338,64 @@ def cmd_verify(args: argparse.Namespace, out: Output) -> int:
 def cmd_info(args: argparse.Namespace, out: Output) -> int:
     from tui.info import describe_file
 
-    data, lines = describe_file(args.file)
+    data, lines = describe_file(args.file, config=args.config, release=args.release)
     out.emit(data, lines)
     return EXIT_OK
+
+
+def _hash_container(args: argparse.Namespace, out: Output) -> int | None:
+    """``hash`` for files whose layout is fixed (SDK enclaves, .sgxs); None for ensign programs."""
+    from core.containers import hash_file
+
+    result = hash_file(args.app, sgxs_out=args.sgxs_out, on_progress=out.progress("measuring"))
+    if result is None:
+        return None
+    measurement = result.measurement
+    data = {"file": args.app, "kind": result.kind, "mrenclave": measurement.hex, "size": measurement.size,
+            "ssaframesize": measurement.ssaframesize, "records": measurement.counts,
+            "enclavehash": result.expected or None, "matches": result.matches}
+    if args.sgxs_out:
+        data["sgxs_out"] = args.sgxs_out
+    lines = [measurement.hex] if args.quiet else [
+        f"MRENCLAVE  {measurement.hex}",
+        result.title,
+        f"SIZE {measurement.size:#x}  SSAFRAMESIZE {measurement.ssaframesize}  records: "
+        f"{measurement.counts['EADD']} EADD, {measurement.counts['EEXTEND']} EEXTEND",
+    ]
+    if not args.quiet and result.expected:
+        lines.append("ENCLAVEHASH of its SIGSTRUCT " + ("matches" if result.matches else f"DIFFERS: {result.expected}"))
+    if args.sgxs_out and not args.quiet:
+        lines.append(f"record stream written to {args.sgxs_out}")
+    out.emit(data, lines)
+    return EXIT_OK
+
+
+def _verify_container(args: argparse.Namespace, out: Output, sigstruct) -> int | None:
+    """``verify`` for SDK/OE enclaves, .sgxs streams, SIGSTRUCTs and tokens; None for ensign programs."""
+    from core.containers import verify_file
+
+    result = verify_file(args.app, sigstruct=sigstruct, on_progress=out.progress("measuring"))
+    if result is None:
+        return None
+    data = {"file": args.app, "kind": result.kind, "ok": result.ok, "measured": result.measured,
+            "expected": result.expected, "computed": result.computed or None,
+            "signature_valid": result.signature_valid, "mrsigner": result.mrsigner,
+            "problems": list(result.problems), "notes": list(result.notes),
+            "checks": [{"label": c.label, "enclavehash": c.enclavehash, "signature_valid": c.signature_valid,
+                        "matches_measurement": c.matches_measurement, "warnings": list(c.warnings)}
+                       for c in result.checks]}
+    if result.ok:
+        what = ("measures to its signed MRENCLAVE and the signature is valid" if result.measured
+                else "the signature is valid (MRENCLAVE not recomputed for this kind of file)")
+        lines = [f"OK: {args.app} {what}"]
+        if result.measured:
+            lines.append(f"MRENCLAVE  {result.computed}")
+        lines.append(f"MRSIGNER   {result.mrsigner}")
+    else:
+        lines = [f"FAILED: {args.app}", *(f"  {problem}" for problem in result.problems)]
+    lines += [f"  note: {note}" for note in result.notes]
+    out.emit(data, lines)
+    return EXIT_OK if result.ok else EXIT_NO
 
 
 def cmd_keygen(args: argparse.Namespace, out: Output) -> int:
@@ -366,6 +452,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", metavar="FILE", help="write a signed copy to FILE instead of signing in place")
     p.add_argument("--sig-out", metavar="FILE", help="also write the SGX1 SIGSTRUCT as a raw 1808-byte .sig")
     p.add_argument("--passphrase-file", metavar="FILE", help="read the key's passphrase from FILE (never echoed)")
+    group = p.add_argument_group(
+        "two-step signing (sign elsewhere, then 'ensign attach'; APP is not modified)")
+    group.add_argument("--export-signing-data", metavar="FILE",
+                       help="write the 256 bytes each SIGSTRUCT's signature covers: FILE (SGX1 ‖ EDMM), "
+                            "FILE.sgx1, FILE.edmm, and FILE.json (what went in)")
+    group.add_argument("--export-digest", metavar="FILE",
+                       help="write their SHA-256 instead (as 'oesign digest'): FILE, FILE.sgx1, FILE.edmm, "
+                            "FILE.json")
+    from tui.cli_production import add_pkcs11_flags
+
+    add_pkcs11_flags(p)
     p.add_argument("app", metavar="APP", help="ELF64 x86-64 program or shared object")
     p.set_defaults(handler=cmd_sign)
 
@@ -379,9 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("app", metavar="APP")
     p.set_defaults(handler=cmd_hash)
 
-    p = command("info", "decode a signed binary or SIGSTRUCT",
+    p = command("info", "decode any SGX file: signed binary, SDK/OE enclave, .sig, .sgxs, token",
                 "Show every SIGSTRUCT field decoded (attribute and XFRM bits by name, date), MRSIGNER and\n"
-                "signature validity; for an ensign-signed binary also the signed parameters.")
+                "signature validity; for an ensign-signed binary also the signed parameters; for an Intel\n"
+                "SDK enclave every metadata block and the layout table (docs/INFO-JSON.md has the --json schema).")
+    p.add_argument("--config", metavar="XML", help="Intel SDK: derive the layout from this Enclave.config.xml")
+    p.add_argument("--release", metavar="X.Y", help="Intel SDK release to derive the layout for (default: detected)")
     p.add_argument("file", metavar="FILE")
     p.set_defaults(handler=cmd_info)
 
