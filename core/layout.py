@@ -394,6 +394,62 @@ def thread_data_pages(image: ElfImage, *, thread_index: int, td_offset: int, sha
     return bytes(td)
 
 
+# Thread contexts are memoised: a parameter search (core/search.py) derives thousands of layouts
+# whose thread contexts repeat (same offset, shape, stack and SIZE), and building one costs two
+# page composes and two SHA-256 content keys. Keyed by the file identity, so equal keys mean equal
+# bytes; cleared wholesale when full (dict operations stay atomic for worker threads).
+_THREAD_CACHE: dict[tuple, dict[tuple[int, int], tuple[tuple[Region, ...], tuple[PageRun, ...]]]] = {}
+_THREAD_CACHE_MAX = 1024  # thread contexts kept (about 12 KiB each)
+_thread_cache_size = [0]
+_IMAGE_REGIONS_CACHE: dict[tuple, tuple[Region, ...]] = {}
+
+
+def _thread_contexts(image: ElfImage, image_plan: ImagePlan, shape: ThreadShape, stack: int,
+                     size: int) -> dict[tuple[int, int], tuple[tuple[Region, ...], tuple[PageRun, ...]]]:
+    """The memo of thread contexts for one file, shape, stack and SIZE: ``(index, offset) -> parts``."""
+    key = (image.identity, image_plan.base_vaddr, image_plan.entry_offset, shape, stack, size)
+    contexts = _THREAD_CACHE.get(key)
+    if contexts is None:
+        if _thread_cache_size[0] >= _THREAD_CACHE_MAX:
+            _THREAD_CACHE.clear()
+            _thread_cache_size[0] = 0
+        contexts = _THREAD_CACHE[key] = {}
+    return contexts
+
+
+def _thread_context(image: ElfImage, image_plan: ImagePlan, index: int, context: int, shape: ThreadShape,
+                    stack: int, size: int) -> tuple[tuple[Region, ...], tuple[PageRun, ...]]:
+    """Regions and page runs of thread context ``index`` at offset ``context`` (docs/LAYOUT.md)."""
+    prefix = f"thread {index}"
+    stack_pages = stack // PAGE_SIZE
+    tcs_offset = context + shape.tcs_offset
+    ssa_offset = context + shape.ssa_offset
+    td_offset = context + shape.td_offset
+    tcb_offset = td_offset + (shape.td_pages - 1) * PAGE_SIZE
+    tcs_bytes = tcs_page(ossa=ssa_offset, oentry=image_plan.entry_offset, ofsbase=tcb_offset)
+    td_bytes = thread_data_pages(image, thread_index=index, td_offset=td_offset, shape=shape,
+                                 context_offset=context, stack=stack, size=size)
+    ssa_pages = (shape.td_offset - shape.ssa_offset) // PAGE_SIZE  # SSA_FRAMES * SSAFRAMESIZE
+    regions = (
+        Region(f"{prefix} guard", "guard", context, GUARD_PAGES, 0, "reserved", index),
+        Region(f"{prefix} stack", "stack", context + shape.stack_offset, stack_pages, FLAGS_RW, "added", index),
+        Region(f"{prefix} guard", "guard", context + shape.stack_offset + stack, GUARD_PAGES, 0,
+               "reserved", index),
+        Region(f"{prefix} TCS", "tcs", tcs_offset, 1, FLAGS_TCS, "measured", index),
+        Region(f"{prefix} SSA", "ssa", ssa_offset, ssa_pages, FLAGS_RW, "measured", index),
+        Region(f"{prefix} thread data", "td", td_offset, shape.td_pages, FLAGS_RW, "measured", index),
+    )
+    runs = (
+        PageRun(context + shape.stack_offset, stack_pages, FLAGS_RW, False, f"{prefix} stack"),
+        PageRun(tcs_offset, 1, FLAGS_TCS, True, f"{prefix} TCS", data=tcs_bytes,
+                key=content_key_for_bytes(tcs_bytes)),
+        PageRun(ssa_offset, ssa_pages, FLAGS_RW, True, f"{prefix} SSA"),
+        PageRun(td_offset, shape.td_pages, FLAGS_RW, True, f"{prefix} thread data", data=td_bytes,
+                key=content_key_for_bytes(td_bytes)),
+    )
+    return regions, runs
+
+
 def derive_layout(image: ElfImage, params: Params, variant: str = VARIANT_SGX1,
                   image_plan: ImagePlan | None = None) -> Layout:
     """Derive the enclave layout and its measurement plan.
@@ -428,7 +484,14 @@ def derive_layout(image: ElfImage, params: Params, variant: str = VARIANT_SGX1,
     params_offset = size - PAGE_SIZE
 
     heap_flags = FLAGS_RWX if params.heap_executable else FLAGS_RW
-    regions: list[Region] = list(image_regions(image, image_plan))
+    regions_key = (image.identity, image_plan.base_vaddr, image_plan.pages)
+    image_part = _IMAGE_REGIONS_CACHE.get(regions_key)
+    if image_part is None:
+        image_part = tuple(image_regions(image, image_plan))
+        if len(_IMAGE_REGIONS_CACHE) >= 64:
+            _IMAGE_REGIONS_CACHE.clear()
+        _IMAGE_REGIONS_CACHE[regions_key] = image_part
+    regions: list[Region] = list(image_part)
     runs: list[PageRun] = list(image_plan.runs)
 
     if committed:
@@ -438,35 +501,16 @@ def derive_layout(image: ElfImage, params: Params, variant: str = VARIANT_SGX1,
         regions.append(Region("heap (added at run time)", "heap-reserved", heap_offset + committed,
                               (params.heap - committed) // PAGE_SIZE, heap_flags, "reserved"))
 
+    contexts = _thread_contexts(image, image_plan, shape, params.stack, size)
     for index in range(params.tcs):
         context = threads_offset + index * shape.stride
-        prefix = f"thread {index}"
-        stack_pages = params.stack // PAGE_SIZE
-        tcs_offset = context + shape.tcs_offset
-        ssa_offset = context + shape.ssa_offset
-        td_offset = context + shape.td_offset
-        tcb_offset = td_offset + (shape.td_pages - 1) * PAGE_SIZE
-        tcs_bytes = tcs_page(ossa=ssa_offset, oentry=image_plan.entry_offset, ofsbase=tcb_offset)
-        td_bytes = thread_data_pages(image, thread_index=index, td_offset=td_offset, shape=shape,
-                                     context_offset=context, stack=params.stack, size=size)
-        ssa_pages = SSA_FRAMES * ssaframesize
-        regions.extend((
-            Region(f"{prefix} guard", "guard", context, GUARD_PAGES, 0, "reserved", index),
-            Region(f"{prefix} stack", "stack", context + shape.stack_offset, stack_pages, FLAGS_RW, "added", index),
-            Region(f"{prefix} guard", "guard", context + shape.stack_offset + params.stack, GUARD_PAGES, 0,
-                   "reserved", index),
-            Region(f"{prefix} TCS", "tcs", tcs_offset, 1, FLAGS_TCS, "measured", index),
-            Region(f"{prefix} SSA", "ssa", ssa_offset, ssa_pages, FLAGS_RW, "measured", index),
-            Region(f"{prefix} thread data", "td", td_offset, shape.td_pages, FLAGS_RW, "measured", index),
-        ))
-        runs.extend((
-            PageRun(context + shape.stack_offset, stack_pages, FLAGS_RW, False, f"{prefix} stack"),
-            PageRun(tcs_offset, 1, FLAGS_TCS, True, f"{prefix} TCS", data=tcs_bytes,
-                    key=content_key_for_bytes(tcs_bytes)),
-            PageRun(ssa_offset, ssa_pages, FLAGS_RW, True, f"{prefix} SSA"),
-            PageRun(td_offset, shape.td_pages, FLAGS_RW, True, f"{prefix} thread data", data=td_bytes,
-                    key=content_key_for_bytes(td_bytes)),
-        ))
+        parts = contexts.get((index, context))
+        if parts is None:
+            parts = contexts[(index, context)] = _thread_context(image, image_plan, index, context, shape,
+                                                                 params.stack, size)
+            _thread_cache_size[0] += 1
+        regions.extend(parts[0])
+        runs.extend(parts[1])
 
     if params_offset > threads_end:
         regions.append(Region("unused", "unused", threads_end, (params_offset - threads_end) // PAGE_SIZE, 0,

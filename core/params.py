@@ -86,7 +86,7 @@ SIGSTRUCT_ONLY_PARAMETERS = tuple(
     spec.name for spec in PARAMETERS if not spec.affects_mrenclave and spec.name != "key"
 )
 
-_SIZE_RE = re.compile(r"^\s*(0[xX][0-9a-fA-F]+|\d+)\s*([kKmMgG]?)(?:i?[bB])?\s*$")
+_SIZE_RE = re.compile(r"^\s*(0[xX][0-9a-fA-F]+|[0-9]+)\s*([kKmMgG]?)(?:i?[bB])?\s*$")
 _SUFFIX = {"": 1, "k": KIB, "m": MIB, "g": GIB}
 
 
@@ -110,7 +110,7 @@ def parse_size(text: str, *, what: str = "size") -> int:
     if not match:
         raise ParamError(f"{what}: '{text}' is not a size (use bytes or a K, M, G suffix, e.g. 64M)")
     number, suffix = match.groups()
-    value = int(number, 0) * _SUFFIX[suffix.lower()]
+    value = int(number, 16 if number[:2] in ("0x", "0X") else 10) * _SUFFIX[suffix.lower()]
     if value > MAX_SIZE:
         raise ParamError(f"{what}: '{text}' is larger than 1 TiB")
     return value
@@ -127,8 +127,10 @@ def format_size(value: int) -> str:
 def parse_int(text: str, *, what: str, maximum: int | None = None, minimum: int = 0) -> int:
     """Parse a non-negative integer (decimal or 0x hex), within ``[minimum, maximum]``."""
     text = str(text).strip()
+    if not re.fullmatch(r"-?(0[xX][0-9a-fA-F]+|[0-9]+)", text):
+        raise ParamError(f"{what}: '{text}' is not a number")
     try:
-        value = int(text, 0) if text.lower().startswith("0x") else int(text, 10)
+        value = int(text, 0) if text.lower().lstrip("-").startswith("0x") else int(text, 10)
     except ValueError:
         raise ParamError(f"{what}: '{text}' is not a number") from None
     if value < 0:

@@ -25,7 +25,7 @@ from core.params import PARAMETERS, SPECS, Params, format_size, resolve_params
 # Modules that add subcommands: each has ``register(subparsers, command)`` where
 # ``command(name, help, description)`` returns a parser that already has --json, and sets
 # ``handler=fn(args, out) -> exit code`` on it.
-COMMAND_MODULES: tuple[str, ...] = ("tui.cli_production", "tui.cli_formats")
+COMMAND_MODULES: tuple[str, ...] = ("tui.cli_production", "tui.cli_formats", "tui.cli_diagnose")
 
 EXIT_OK = 0
 EXIT_NO = 1
