@@ -19,7 +19,9 @@ import struct
 from dataclasses import dataclass
 
 from core.elf import ElfImage
+from core.elfedit import MEASUREMENT_ZEROED_HEADER_FIELDS
 from core.errors import LayoutError
+from core.fieldtable import FieldTable
 from core.params import Params
 from core.records import (
     FLAGS_TCS,
@@ -48,7 +50,7 @@ PF_X, PF_W, PF_R = 1, 2, 4
 
 # ELF-header fields that change when a section is added (e_shoff, e_shnum, e_shstrndx) but lie
 # in the first PT_LOAD page: measured as zero, like the Intel SDK's patches (SPEC §4.3).
-ZEROED_HEADER_FIELDS = ((0x28, 8), (0x3C, 2), (0x3E, 2))
+ZEROED_HEADER_FIELDS = MEASUREMENT_ZEROED_HEADER_FIELDS
 
 PARAMS_MAGIC = b"ENSIGNPP"
 PARAMS_FORMAT_VERSION = 1
@@ -304,62 +306,47 @@ def _tls_size(image: ElfImage) -> tuple[int, int, int]:
     return _round_up(tls.memsz, align), tls.filesz, tls.offset
 
 
-# The signed-parameters page (docs/LAYOUT.md): (name, offset, struct format), little-endian.
-PARAMS_PAGE_FIELDS: tuple[tuple[str, int, str], ...] = (
+# The signed-parameters page (docs/LAYOUT.md); bytes 176..4095 are zero.
+PARAMS_PAGE_USED = 176
+PARAMS_PAGE_TABLE = FieldTable("signed-parameters page", PARAMS_PAGE_USED, (
     ("magic", 0, "8s"),  # b"ENSIGNPP"
-    ("format_version", 8, "I"),  # 1
-    ("variant", 12, "I"),  # 0 SGX1, 1 EDMM
-    ("size", 16, "Q"),  # SECS.SIZE, bytes
-    ("ssaframesize", 24, "I"),  # pages
-    ("tcs", 28, "I"),  # number of threads
-    ("stack", 32, "Q"),  # bytes per thread
-    ("minheap", 40, "Q"),  # bytes
-    ("heap", 48, "Q"),  # bytes
-    ("mprotect", 56, "I"),
-    ("dlopen", 60, "I"),
-    ("xfrm", 64, "Q"),  # required XFRM bits
-    ("image_size", 72, "Q"),  # bytes from offset 0 to the end of the highest PT_LOAD page
-    ("entry_offset", 80, "Q"),  # e_entry - base_vaddr
-    ("heap_offset", 88, "Q"),
-    ("heap_committed", 96, "Q"),  # heap bytes added before EINIT (heap for SGX1, minheap for EDMM)
-    ("threads_offset", 104, "Q"),  # offset of thread context 0
-    ("thread_stride", 112, "Q"),  # bytes per thread context
-    ("stack_offset", 120, "Q"),  # inside a thread context
-    ("tcs_offset", 128, "Q"),  # inside a thread context
-    ("ssa_offset", 136, "Q"),  # inside a thread context
-    ("td_offset", 144, "Q"),  # inside a thread context
-    ("td_pages", 152, "Q"),  # TLS pages + 1 control-block page
-    ("tls_size", 160, "Q"),  # PT_TLS p_memsz rounded up to p_align
-    ("base_vaddr", 168, "Q"),  # ELF vaddr of enclave offset 0
-)
-PARAMS_PAGE_USED = 176  # bytes 176..4095 are zero
-
-
-def _check_params_table() -> None:
-    position = 0
-    for name, offset, fmt in PARAMS_PAGE_FIELDS:
-        if offset != position:
-            raise AssertionError(f"parameters page field {name} at {offset}, expected {position}")
-        position += struct.calcsize("<" + fmt)
-    if position != PARAMS_PAGE_USED:
-        raise AssertionError("parameters page table does not end at PARAMS_PAGE_USED")
-
-
-_check_params_table()
-_PARAMS_STRUCT = struct.Struct("<" + "".join(fmt for _, _, fmt in PARAMS_PAGE_FIELDS))
+    ("format_version", 8, "<I"),  # 1
+    ("variant", 12, "<I"),  # 0 SGX1, 1 EDMM
+    ("size", 16, "<Q"),  # SECS.SIZE, bytes
+    ("ssaframesize", 24, "<I"),  # pages
+    ("tcs", 28, "<I"),  # number of threads
+    ("stack", 32, "<Q"),  # bytes per thread
+    ("minheap", 40, "<Q"),  # bytes
+    ("heap", 48, "<Q"),  # bytes
+    ("mprotect", 56, "<I"),
+    ("dlopen", 60, "<I"),
+    ("xfrm", 64, "<Q"),  # required XFRM bits
+    ("image_size", 72, "<Q"),  # bytes from offset 0 to the end of the highest PT_LOAD page
+    ("entry_offset", 80, "<Q"),  # e_entry - base_vaddr
+    ("heap_offset", 88, "<Q"),
+    ("heap_committed", 96, "<Q"),  # heap bytes added before EINIT (heap for SGX1, minheap for EDMM)
+    ("threads_offset", 104, "<Q"),  # offset of thread context 0
+    ("thread_stride", 112, "<Q"),  # bytes per thread context
+    ("stack_offset", 120, "<Q"),  # inside a thread context
+    ("tcs_offset", 128, "<Q"),  # inside a thread context
+    ("ssa_offset", 136, "<Q"),  # inside a thread context
+    ("td_offset", 144, "<Q"),  # inside a thread context
+    ("td_pages", 152, "<Q"),  # TLS pages + 1 control-block page
+    ("tls_size", 160, "<Q"),  # PT_TLS p_memsz rounded up to p_align
+    ("base_vaddr", 168, "<Q"),  # ELF vaddr of enclave offset 0
+), LayoutError)
 
 
 def params_page_bytes(values: dict[str, int]) -> bytes:
-    """The signed-parameters page: PARAMS_PAGE_FIELDS filled from ``values``, rest zero."""
+    """The signed-parameters page: PARAMS_PAGE_TABLE filled from ``values``, rest zero."""
     fields: dict[str, int | bytes] = {"magic": PARAMS_MAGIC, "format_version": PARAMS_FORMAT_VERSION, **values}
-    packed = _PARAMS_STRUCT.pack(*(fields[name] for name, _, _ in PARAMS_PAGE_FIELDS))
+    packed = PARAMS_PAGE_TABLE.pack(fields)
     return packed + bytes(PAGE_SIZE - len(packed))
 
 
 def parse_params_page(page: bytes) -> dict[str, int | bytes]:
     """Decode a signed-parameters page (for display and tests)."""
-    names = [name for name, _, _ in PARAMS_PAGE_FIELDS]
-    return dict(zip(names, _PARAMS_STRUCT.unpack_from(page), strict=True))
+    return PARAMS_PAGE_TABLE.unpack(page)
 
 
 def tcs_page(*, ossa: int, oentry: int, ofsbase: int) -> bytes:

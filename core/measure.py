@@ -229,7 +229,14 @@ class _Progress:
 
 
 class _Hasher:
-    """One pass over the runs from a start point, storing checkpoints as it goes."""
+    """One pass over the runs from a start point, storing checkpoints as it goes.
+
+    Small runs are packed into one batch buffer (a thread context is several tiny runs), and
+    the hash is updated up to every run boundary inside a batch so each boundary still gets
+    its checkpoint.
+    """
+
+    CAPACITY = PAGES_PER_BATCH * MEASURED_PAGE_STREAM
 
     def __init__(
         self,
@@ -251,11 +258,14 @@ class _Hasher:
         self.cancel = cancel
         self.sgxs_out = sgxs_out
 
-    def _work(self, start_run: int, start_page: int):
-        """Yield (run_index, run, first_page, count) batches from the start point."""
+    def _pieces(self, start_run: int, start_page: int):
+        """Yield (run_index, run, first_page, count) slices from the start point; empty runs once."""
         for index in range(start_run, len(self.plan.runs)):
             run = self.plan.runs[index]
             first_allowed = start_page if index == start_run else 0
+            if run.pages == 0:
+                yield index, run, 0, 0
+                continue
             for first, count in batches(run, PAGES_PER_BATCH):
                 if first + count <= first_allowed:
                     continue
@@ -263,38 +273,61 @@ class _Hasher:
                     count -= first_allowed - first
                     first = first_allowed
                 yield index, run, first, count
-            if run.pages == 0:
-                yield index, run, 0, 0
 
-    def _consume(self, index: int, run: PageRun, first: int, count: int, data) -> None:
+    def _produce(self, start_run: int, start_page: int, acquire, emit) -> None:
+        """Fill buffers from ``acquire()`` with packed records; hand each to ``emit``."""
+        slot, buffer = acquire()
+        if buffer is None:
+            return
+        position = 0
+        marks: list[tuple[int, int, int]] = []  # (end byte in buffer, run index, pages done in run)
+        for index, run, first, count in self._pieces(start_run, start_page):
+            size = count * (MEASURED_PAGE_STREAM if run.measured else RECORD_SIZE)
+            if position and position + size > self.CAPACITY:
+                emit(slot, buffer, position, marks)
+                slot, buffer = acquire()
+                if buffer is None:
+                    return
+                position, marks = 0, []
+            if count:
+                build_records(run, first, count, buffer[position:position + size])
+            position += size
+            marks.append((position, index, first + count))
+        emit(slot, buffer, position, marks)
+
+    def _consume(self, buffer: np.ndarray, used: int, marks: list[tuple[int, int, int]]) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise MeasurementCancelled("measurement cancelled")
-        if count:
-            self.sha.update(data)  # type: ignore[attr-defined]
-            if self.sgxs_out is not None:
-                self.sgxs_out.write(data)
-            self.offset += len(data)
-            self.progress.advance(len(data))
-        done = first + count
-        if done >= run.pages:
-            self.owner._remember(self.keys[index + 1], self.sha, self.offset)
-        else:
-            partial_key = _partial_key(self.keys[index], run)
-            if partial_key is not None:
-                self.owner._partial.setdefault(partial_key, {})[done] = (
-                    self.sha.copy(),  # type: ignore[attr-defined]
-                    self.offset,
-                )
+        view = memoryview(buffer)[:used]  # type: ignore[arg-type]
+        previous = 0
+        for end, index, done in marks:
+            if end > previous:
+                piece = view[previous:end]
+                self.sha.update(piece)  # type: ignore[attr-defined]
+                if self.sgxs_out is not None:
+                    self.sgxs_out.write(piece)
+                self.offset += end - previous
+                previous = end
+            run = self.plan.runs[index]
+            if done >= run.pages:
+                self.owner._remember(self.keys[index + 1], self.sha, self.offset)
+            else:
+                partial_key = _partial_key(self.keys[index], run)
+                if partial_key is not None:
+                    self.owner._partial.setdefault(partial_key, {})[done] = (
+                        self.sha.copy(),  # type: ignore[attr-defined]
+                        self.offset,
+                    )
+        self.progress.advance(used)
 
     def run_inline(self, start_run: int, start_page: int) -> None:
-        buffer = np.empty(PAGES_PER_BATCH * MEASURED_PAGE_STREAM, dtype=np.uint8)
-        for index, run, first, count in self._work(start_run, start_page):
-            data = build_records(run, first, count, buffer) if count else None
-            self._consume(index, run, first, count, data)
+        buffer = np.empty(self.CAPACITY, dtype=np.uint8)
+        self._produce(start_run, start_page, lambda: (0, buffer),
+                      lambda _slot, buf, used, marks: self._consume(buf, used, marks))
 
     def run_threaded(self, start_run: int, start_page: int) -> None:
         slots = 4
-        buffers = [np.empty(PAGES_PER_BATCH * MEASURED_PAGE_STREAM, dtype=np.uint8) for _ in range(slots)]
+        buffers = [np.empty(self.CAPACITY, dtype=np.uint8) for _ in range(slots)]
         free: queue.Queue[int] = queue.Queue()
         for slot in range(slots):
             free.put(slot)
@@ -302,14 +335,16 @@ class _Hasher:
         stop = threading.Event()
         failure: list[BaseException] = []
 
+        def acquire():
+            slot = free.get()
+            if stop.is_set():
+                return slot, None
+            return slot, buffers[slot]
+
         def produce() -> None:
             try:
-                for index, run, first, count in self._work(start_run, start_page):
-                    slot = free.get()
-                    if stop.is_set():
-                        return
-                    data = build_records(run, first, count, buffers[slot]) if count else None
-                    full.put((slot, index, run, first, count, data))
+                self._produce(start_run, start_page, acquire,
+                              lambda slot, buf, used, marks: full.put((slot, used, marks)))
             except BaseException as error:  # handed to the consumer thread
                 failure.append(error)
             finally:
@@ -322,8 +357,8 @@ class _Hasher:
                 item = full.get()
                 if item is None:
                     break
-                slot, index, run, first, count, data = item
-                self._consume(index, run, first, count, data)
+                slot, used, marks = item
+                self._consume(buffers[slot], used, marks)
                 free.put(slot)
         finally:
             stop.set()

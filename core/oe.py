@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from core.elf import ElfImage
 from core.errors import ContainerError
-from core.sdk_metadata import FieldTable
+from core.fieldtable import FieldTable
 from core.sigstruct import SIGSTRUCT_SIZE, Sigstruct
 
 __all__ = ["OE_SECTION", "OeEnclave", "parse_oeinfo", "read_oe_enclave"]

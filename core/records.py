@@ -152,15 +152,18 @@ class MeasurementPlan:
     ssaframesize: int  # SECS.SSAFRAMESIZE, pages
     size: int  # SECS.SIZE, bytes (power of two)
     runs: tuple[PageRun, ...]
-    _record_starts: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    _record_starts: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
 
-    def __post_init__(self) -> None:
-        starts = []
-        position = 1
-        for run in self.runs:
-            starts.append(position)
-            position += run.record_count
-        object.__setattr__(self, "_record_starts", tuple(starts))
+    def _starts(self) -> tuple[int, ...]:
+        """Stream position of each run's first record, computed on first use (plans are built often)."""
+        if self._record_starts is None:
+            starts = []
+            position = 1
+            for run in self.runs:
+                starts.append(position)
+                position += run.record_count
+            object.__setattr__(self, "_record_starts", tuple(starts))
+        return self._record_starts  # type: ignore[return-value]
 
     @property
     def ecreate(self) -> bytes:
@@ -189,9 +192,10 @@ class MeasurementPlan:
             raise IndexError(index)
         if index == 0:
             return Record(0, "ECREATE", 0, 0, -1, "ECREATE")
-        run_index = bisect.bisect_right(self._record_starts, index) - 1
+        starts = self._starts()
+        run_index = bisect.bisect_right(starts, index) - 1
         run = self.runs[run_index]
-        within = index - self._record_starts[run_index]
+        within = index - starts[run_index]
         per_page = 1 + CHUNKS_PER_PAGE if run.measured else 1
         page, sub = divmod(within, per_page)
         page_offset = run.offset + page * PAGE_SIZE
@@ -203,7 +207,7 @@ class MeasurementPlan:
 
     def first_record_of_run(self, run_index: int) -> int:
         """Stream position of the first record of ``runs[run_index]``."""
-        return self._record_starts[run_index]
+        return self._starts()[run_index]
 
     def run_for_offset(self, offset: int) -> PageRun | None:
         """The run that EADDs the page containing ``offset``, if any."""

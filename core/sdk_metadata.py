@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from core.errors import SdkError, SigstructFormatError
+from core.fieldtable import FieldTable
 from core.sigstruct import SIGSTRUCT_SIZE, Sigstruct
 
 __all__ = [
@@ -54,60 +54,10 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class FieldTable:
-    """A packed little-endian binary structure described as one table of ``(name, offset, format)``.
 
-    Construction checks that the rows are contiguous, start at 0, use explicit little-endian
-    integer formats (``<I``, ``<Q``, ...) or raw byte strings (``Ns``), and add up to ``size``,
-    so a wrong row fails at import time rather than misreading files.
-    """
-
-    name: str  # the structure's name, for error messages (e.g. "metadata_t")
-    size: int  # total size in bytes
-    fields: tuple[tuple[str, int, str], ...]  # (field name, offset in bytes, struct format)
-    _struct: struct.Struct = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        position = 0
-        formats = []
-        for name, offset, fmt in self.fields:
-            if not (fmt.startswith("<") or fmt.endswith("s")):
-                raise RuntimeError(f"{self.name}.{name}: format {fmt!r} is not explicitly little-endian")
-            if offset != position:
-                raise RuntimeError(f"{self.name}.{name} at offset {offset}; expected {position}")
-            bare = fmt.lstrip("<")
-            position += struct.calcsize("<" + bare)
-            formats.append(bare)
-        if position != self.size:
-            raise RuntimeError(f"{self.name} field table covers {position} bytes; expected {self.size}")
-        object.__setattr__(self, "_struct", struct.Struct("<" + "".join(formats)))
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """Field names in layout order."""
-        return tuple(name for name, _offset, _fmt in self.fields)
-
-    def unpack(self, data: bytes | bytearray | memoryview, offset: int = 0) -> dict[str, Any]:
-        """Read the structure at ``offset`` of ``data``.
-
-        Raises:
-            SdkError: fewer than ``size`` bytes are available at ``offset``.
-        """
-        if offset < 0 or offset + self.size > len(data):
-            raise SdkError(f"{self.name}: {self.size} bytes needed at offset {offset}, only {len(data)} available")
-        return dict(zip(self.names, self._struct.unpack_from(data, offset), strict=True))
-
-    def pack(self, values: Mapping[str, Any]) -> bytes:
-        """Serialise ``values`` (every field must be present).
-
-        Raises:
-            SdkError: a field is missing or does not fit.
-        """
-        try:
-            return self._struct.pack(*(values[name] for name in self.names))
-        except (KeyError, struct.error) as error:
-            raise SdkError(f"{self.name}: cannot pack ({error})") from error
+def _sdk_table(name: str, size: int, fields: tuple[tuple[str, int, str], ...]) -> FieldTable:
+    """A FieldTable whose short-data errors are SdkError (metadata problems)."""
+    return FieldTable(name, size, fields, SdkError)
 
 
 # --------------------------------------------------------------------------------------------
@@ -215,13 +165,13 @@ def page_attr_names(attributes: int) -> list[str]:
     return names
 
 
-_NOTE_HEADER = FieldTable(
+_NOTE_HEADER = _sdk_table(
     "Elf64_Nhdr",
     NOTE_HEADER_SIZE,
     (("namesz", 0, "<I"), ("descsz", 4, "<I"), ("type", 8, "<I")),
 )
 
-METADATA_TABLE = FieldTable(
+METADATA_TABLE = _sdk_table(
     "metadata_t",
     METADATA_HEADER_SIZE + MAX_DIRS * DIR_ENTRY_SIZE,
     (
@@ -241,13 +191,13 @@ METADATA_TABLE = FieldTable(
     ),
 )
 
-PATCH_TABLE = FieldTable(
+PATCH_TABLE = _sdk_table(
     "patch_entry_t",
     PATCH_ENTRY_SIZE,
     (("dst", 0, "<Q"), ("src", 8, "<I"), ("size", 12, "<I"), ("reserved", 16, "16s")),
 )
 
-LAYOUT_ENTRY_TABLE = FieldTable(
+LAYOUT_ENTRY_TABLE = _sdk_table(
     "layout_entry_t",
     LAYOUT_ENTRY_SIZE,
     (
@@ -261,7 +211,7 @@ LAYOUT_ENTRY_TABLE = FieldTable(
     ),
 )
 
-LAYOUT_GROUP_TABLE = FieldTable(
+LAYOUT_GROUP_TABLE = _sdk_table(
     "layout_group_t",
     LAYOUT_ENTRY_SIZE,
     (
@@ -273,25 +223,25 @@ LAYOUT_GROUP_TABLE = FieldTable(
     ),
 )
 
-EXTEND_ENTRY_TABLE = FieldTable(
+EXTEND_ENTRY_TABLE = _sdk_table(
     "extend_entry_t",
     EXTEND_ENTRY_SIZE,
     (("entry_id", 0, "<I"), ("size", 4, "<I"), ("offset", 8, "<I"), ("reserved", 12, "<I")),
 )
 
-OSSL_FIPS_TABLE = FieldTable(
+OSSL_FIPS_TABLE = _sdk_table(
     "ossl_fips_so_t",
     32,
     (("file_offset", 0, "<Q"), ("mem_offset", 8, "<Q"), ("size", 16, "<Q"), ("reserved", 24, "<Q")),
 )
 
-ELRANGE_TABLE = FieldTable(
+ELRANGE_TABLE = _sdk_table(
     "elrange_config_entry_t",
     ELRANGE_SIZE,
     (("enclave_image_address", 0, "<Q"), ("elrange_start_address", 8, "<Q"), ("elrange_size", 16, "<Q")),
 )
 
-TCS_TABLE = FieldTable(
+TCS_TABLE = _sdk_table(
     "tcs_t (template)",
     TCS_TEMPLATE_SIZE,
     (

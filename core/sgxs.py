@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Final
 
 from core.errors import ContainerError, MeasurementCancelled
+from core.fieldtable import FieldTable
 from core.records import (
     CHUNK_SIZE,
     CHUNKS_PER_PAGE,
@@ -43,7 +44,6 @@ from core.records import (
     PageRun,
     secinfo_text,
 )
-from core.sdk_metadata import FieldTable
 
 __all__ = ["SgxsPage", "SgxsRange", "SgxsStream", "looks_like_sgxs", "parse_sgxs", "read_sgxs"]
 

@@ -10,10 +10,10 @@ decodes; it never writes files and never prints.
 from __future__ import annotations
 
 import hashlib
-import struct
 from dataclasses import dataclass
 
 from core.errors import ContainerError
+from core.fieldtable import FieldTable
 from core.params import SOURCE_SIGNED, Params
 from core.records import PAGE_SIZE, PageRun
 from core.sigstruct import Sigstruct
@@ -25,39 +25,25 @@ HEADER_SIZE = 128
 SIGSTRUCT_SIZE = 1808
 PAGE_DIGEST_SIZE = 8
 
-# (name, offset, struct format): the fixed header, covering bytes [0, 128) exactly.
-HEADER_FIELDS: tuple[tuple[str, int, str], ...] = (
+# The fixed header, covering bytes [0, 128) exactly (checked at import by FieldTable).
+HEADER_TABLE = FieldTable(".ensign header", HEADER_SIZE, (
     ("magic", 0, "8s"),
-    ("version", 8, "I"),
-    ("total_size", 12, "I"),  # bytes of the whole record
-    ("stack", 16, "Q"),
-    ("minheap", 24, "Q"),
-    ("heap", 32, "Q"),
-    ("tcs", 40, "I"),
-    ("mprotect", 44, "I"),
-    ("dlopen", 48, "I"),
-    ("flags", 52, "I"),  # bit 0: production
-    ("xfrm", 56, "Q"),
-    ("isvsvn", 64, "H"),
-    ("isvprodid", 66, "H"),
-    ("date", 68, "I"),  # SIGSTRUCT DATE (BCD) as signed
-    ("page_digests", 72, "I"),  # number of 8-byte image page digests after the SIGSTRUCTs
+    ("version", 8, "<I"),
+    ("total_size", 12, "<I"),  # bytes of the whole record
+    ("stack", 16, "<Q"),
+    ("minheap", 24, "<Q"),
+    ("heap", 32, "<Q"),
+    ("tcs", 40, "<I"),
+    ("mprotect", 44, "<I"),
+    ("dlopen", 48, "<I"),
+    ("flags", 52, "<I"),  # bit 0: production
+    ("xfrm", 56, "<Q"),
+    ("isvsvn", 64, "<H"),
+    ("isvprodid", 66, "<H"),
+    ("date", 68, "<I"),  # SIGSTRUCT DATE (BCD) as signed
+    ("page_digests", 72, "<I"),  # number of 8-byte image page digests after the SIGSTRUCTs
     ("reserved", 76, "52s"),
-)
-
-
-def _check_table() -> None:
-    position = 0
-    for name, offset, fmt in HEADER_FIELDS:
-        if offset != position:
-            raise AssertionError(f".ensign header field {name} at {offset}, expected {position}")
-        position += struct.calcsize("<" + fmt)
-    if position != HEADER_SIZE:
-        raise AssertionError(f".ensign header covers {position} bytes, expected {HEADER_SIZE}")
-
-
-_check_table()
-_HEADER_STRUCT = struct.Struct("<" + "".join(fmt for _, _, fmt in HEADER_FIELDS))
+), ContainerError)
 
 
 def page_digests(runs: tuple[PageRun, ...] | list[PageRun]) -> bytes:
@@ -87,11 +73,12 @@ class EnsignSignature:
         """Serialise (header ‖ SGX1 SIGSTRUCT ‖ EDMM SIGSTRUCT ‖ page digests)."""
         total = HEADER_SIZE + 2 * SIGSTRUCT_SIZE + len(self.digests)
         p = self.params
-        header = _HEADER_STRUCT.pack(
-            MAGIC, FORMAT_VERSION, total, p.stack, p.minheap, p.heap, p.tcs, p.mprotect, p.dlopen,
-            1 if p.production else 0, p.xfrm, p.isvsvn, p.isvprodid, self.date,
-            len(self.digests) // PAGE_DIGEST_SIZE, b"",
-        )
+        header = HEADER_TABLE.pack({
+            "magic": MAGIC, "version": FORMAT_VERSION, "total_size": total, "stack": p.stack,
+            "minheap": p.minheap, "heap": p.heap, "tcs": p.tcs, "mprotect": p.mprotect, "dlopen": p.dlopen,
+            "flags": 1 if p.production else 0, "xfrm": p.xfrm, "isvsvn": p.isvsvn, "isvprodid": p.isvprodid,
+            "date": self.date, "page_digests": len(self.digests) // PAGE_DIGEST_SIZE, "reserved": b"",
+        })
         return header + self.sgx1.to_bytes() + self.edmm.to_bytes() + self.digests
 
     @classmethod
@@ -103,7 +90,7 @@ class EnsignSignature:
         """
         if len(data) < HEADER_SIZE + 2 * SIGSTRUCT_SIZE:
             raise ContainerError(f"{origin}: {len(data)} bytes, too short for an ensign signature")
-        values = dict(zip([name for name, _, _ in HEADER_FIELDS], _HEADER_STRUCT.unpack_from(data), strict=True))
+        values = HEADER_TABLE.unpack(data)
         if values["magic"] != MAGIC:
             raise ContainerError(f"{origin}: bad magic {values['magic']!r}")
         if values["version"] != FORMAT_VERSION:

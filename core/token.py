@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from core.errors import ContainerError
-from core.sdk_metadata import FieldTable
+from core.fieldtable import FieldTable
 from core.sigstruct import Sigstruct, attribute_flag_names, xfrm_names
 
 __all__ = ["EINITTOKEN_SIZE", "SDK_TOKEN_SIZE", "EinitToken", "TokenMatch", "looks_like_token", "match_token", "parse_token"]

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from test_sdk_support import SDK_ENCLAVES, expected
 
-from core.errors import SdkError
+from core.errors import ContainerError, SdkError
 from core.sdk import SdkEnclave, find_sdk_release, read_sdk_metadata
 from core.sdk_metadata import (
     METADATA_MAGIC,
+    METADATA_TABLE,
     FieldTable,
     LayoutEntry,
     LayoutGroup,
@@ -175,8 +176,10 @@ def test_field_table_checks_its_rows() -> None:
         FieldTable("short", 8, (("a", 0, "<I"),))
     table = FieldTable("ok", 12, (("a", 0, "<I"), ("b", 4, "8s")))
     assert table.unpack(table.pack({"a": 7, "b": b"x" * 8})) == {"a": 7, "b": b"x" * 8}
-    with pytest.raises(SdkError):
+    with pytest.raises(ContainerError):
         table.unpack(b"\x00" * 11)
+    with pytest.raises(SdkError):  # the metadata tables report SdkError
+        METADATA_TABLE.unpack(b"\x00" * 11)
 
 
 def test_names() -> None:
