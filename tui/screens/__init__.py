@@ -1,0 +1,1 @@
+"""Screens of the Textual inspector: the main screen and its modal dialogs."""
