@@ -9,8 +9,8 @@ the utility/pool/EREMOVE/dynamic threads with their groups, reserved memory, USE
 rva cursor and the power-of-two enclave size, plus the 1.4/1.5 compatibility table.
 :func:`compare_with_metadata` says which entries of a signed enclave's metadata differ.
 
-Only the layout is derived here; the g_global_data template (what-if measurement of an
-edited config) is a separate concern. This module never prints and never imports a UI.
+Only the layout is derived here; the g_global_data and TCS templates and the measurement of
+an edited config live in ``core.sdk_whatif``. This module never prints and never imports a UI.
 """
 
 from __future__ import annotations
@@ -597,8 +597,8 @@ def derive_layout(image: ElfImage, config: SdkConfig, *, release: str | None = N
     cap = _LAYOUT_CAP[family]
     if len(primary) > cap:
         raise SdkError(
-            f"{config.origin}: the layout needs {len(primary)} entries, more than the {cap} g_global_data can "
-            f"hold in SDK {family} (sgx_sign refuses it: 'Out of memory')",
+            f"{config.origin}: the layout needs {len(primary)} entries; SDK {family} holds {cap} "
+            "(g_global_data's copy of the layout table; sgx_sign refuses it: 'Out of memory')",
             title="Invalid enclave configuration",
         )
     compat = None

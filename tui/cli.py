@@ -25,7 +25,7 @@ from core.params import PARAMETERS, SPECS, Params, format_size, resolve_params
 # Modules that add subcommands: each has ``register(subparsers, command)`` where
 # ``command(name, help, description)`` returns a parser that already has --json, and sets
 # ``handler=fn(args, out) -> exit code`` on it.
-COMMAND_MODULES: tuple[str, ...] = ("tui.cli_production", "tui.cli_formats", "tui.cli_diagnose")
+COMMAND_MODULES: tuple[str, ...] = ("tui.cli_production", "tui.cli_formats", "tui.cli_diagnose", "tui.cli_sdk")
 
 EXIT_OK = 0
 EXIT_NO = 1
@@ -208,6 +208,10 @@ def cmd_hash(args: argparse.Namespace, out: Output) -> int:
     from core.enclave import EnclaveBinary
     from core.layout import VARIANT_EDMM, VARIANT_SGX1
 
+    if args.config:
+        from tui.cli_sdk import cmd_hash_sdk  # what-if: the MRENCLAVE sgx_sign would produce
+
+        return cmd_hash_sdk(args, out)
     fixed = _hash_container(args, out)  # SDK enclaves, .sgxs streams: their layout is not ours to choose
     if fixed is not None:
         return fixed
@@ -258,6 +262,10 @@ def cmd_sign(args: argparse.Namespace, out: Output) -> int:
         from tui.cli_production import cmd_export
 
         return cmd_export(args, out)
+    if args.config:
+        from tui.cli_sdk_sign import cmd_sign_sdk  # Intel SGX SDK enclave signed like sgx_sign
+
+        return cmd_sign_sdk(args, out)
     date = parse_date(args.date)
     binary = EnclaveBinary.open(args.app)
     params = params_from_args(args)
@@ -463,6 +471,9 @@ def build_parser() -> argparse.ArgumentParser:
     from tui.cli_production import add_pkcs11_flags
 
     add_pkcs11_flags(p)
+    from tui.cli_sdk_sign import add_sdk_sign_flags
+
+    add_sdk_sign_flags(p)  # --config XML and sgx_sign's options, for Intel SGX SDK enclaves
     p.add_argument("app", metavar="APP", help="ELF64 x86-64 program or shared object")
     p.set_defaults(handler=cmd_sign)
 
@@ -473,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--edmm", action="store_true", help="the EDMM measurement (only --minheap of the heap added)")
     p.add_argument("--sgxs-out", metavar="FILE", help="also write the record stream as an .sgxs file")
     p.add_argument("--quiet", "-q", action="store_true", help="print only the MRENCLAVE")
+    from tui.cli_sdk import add_sdk_hash_flags
+
+    add_sdk_hash_flags(p)  # --config XML / --release for Intel SGX SDK enclaves (what-if)
     p.add_argument("app", metavar="APP")
     p.set_defaults(handler=cmd_hash)
 

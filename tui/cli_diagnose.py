@@ -108,6 +108,9 @@ def register(sub: Any, command: Callable[[str, str, str], argparse.ArgumentParse
                        help="at most N parameters differ from a baseline (default 2; 7 = the whole product)")
     group.add_argument("--max-candidates", type=int, default=None, metavar="N",
                        help="stop after N candidates, nearest first (default 200000)")
+    sdk = p.add_argument_group("Intel SGX SDK enclaves (searches Enclave.config.xml elements instead)")
+    sdk.add_argument("--config", metavar="XML", help="the configuration to start the search from")
+    sdk.add_argument("--vary", metavar="NAMES", help="config elements to vary (comma-separated)")
     p.add_argument("app", metavar="APP")
     p.set_defaults(handler=cmd_explain)
 
@@ -369,6 +372,8 @@ def cmd_explain(args: argparse.Namespace, out: Any) -> int:
     from core.enclave import EnclaveBinary
     from tui.cli import params_from_args
 
+    if _is_sdk_enclave(args.app):
+        return _explain_sdk(args, out)
     binary = EnclaveBinary.open(args.app)
     params = params_from_args(args)
     space = _space_from_args(args)
@@ -381,6 +386,38 @@ def cmd_explain(args: argparse.Namespace, out: Any) -> int:
     report = explain(binary, params, target, space, search=args.search, on_progress=_phase_progress(out))
     out.emit(explain_json(report, space), explain_lines(report))
     return EXIT_OK if report.effective_match else EXIT_NO
+
+
+def _is_sdk_enclave(path: str) -> bool:
+    """True for an ELF with a .note.sgxmeta section (an Intel SGX SDK enclave)."""
+    from core.elf import load_elf
+    from core.errors import EnsignError
+    from core.sdk_metadata import NOTE_SECTION
+
+    try:
+        with load_elf(path) as image:
+            return image.section_by_name(NOTE_SECTION) is not None
+    except EnsignError:
+        return False  # not an ELF: the ensign path reports the error
+
+
+def _explain_sdk(args: argparse.Namespace, out: Any) -> int:
+    """``explain`` on an Intel SDK enclave: search Enclave.config.xml elements (``sdk-explain``)."""
+    from tui.cli_sdk import cmd_sdk_explain
+
+    if args.sig:
+        from core.diagnose import load_target
+
+        hashes = list(load_target(args.sig).hashes)
+        target_hex = hashes[0].hex() if hashes else None
+    else:
+        target_hex = args.mrenclave
+    sdk_args = argparse.Namespace(
+        enclave=args.app, mrenclave=target_hex, config=args.config, release=None, vary=args.vary,
+        max_changed=min(args.max_changed or 2, 2), max_candidates=args.max_candidates or 5000,
+        json=getattr(args, "json", False),
+    )
+    return cmd_sdk_explain(sdk_args, out)
 
 
 def explain_json(report: Any, space: Any = None) -> dict[str, Any]:

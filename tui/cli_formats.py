@@ -146,6 +146,12 @@ def cmd_sdk_diff(args: argparse.Namespace, out: Any) -> int:
     """``ensign sdk-diff``."""
     from core.sdk import SdkEnclave, compare_sdk_enclaves
 
+    if args.config:
+        from tui.cli_sdk import cmd_sdk_diff_configs  # two configurations of one enclave (what-if)
+
+        return cmd_sdk_diff_configs(args, out)
+    if args.b is None:
+        raise SdkError("sdk-diff: give two enclaves (A B), or --config A.xml [--config B.xml] ENCLAVE")
     with SdkEnclave.open(args.a) as first, SdkEnclave.open(args.b) as second:
         result = compare_sdk_enclaves(first, second, limit=args.limit)
     data = {
@@ -229,12 +235,18 @@ def register(sub: Any, command: Callable[[str, str, str], argparse.ArgumentParse
 
     p = command(
         "sdk-diff",
-        "name what differs between two SDK enclaves",
+        "name what differs between two SDK enclaves, or two configs of one",
         "Compare two signed SDK enclaves (e.g. two builds of the same source): metadata fields,\n"
         "SIGSTRUCT fields, layout entries, and the measured pages that differ with their sections\n"
-        "and symbols. Exit 0 when identical, 1 when not.",
+        "and symbols. With --config A.xml --config B.xml ENCLAVE: the predicted MRENCLAVEs and the\n"
+        "ECREATE values, layout entries and g_global_data fields the two configurations set\n"
+        "differently (one --config: against the configuration ENCLAVE was signed with).\n"
+        "Exit 0 when identical (same MRENCLAVE), 1 when not.",
     )
     p.add_argument("--limit", type=int, default=200, help="list at most this many pages (default 200)")
-    p.add_argument("a", metavar="A")
-    p.add_argument("b", metavar="B")
+    p.add_argument("--config", action="append", metavar="XML",
+                   help="compare what-if predictions for this Enclave.config.xml (give it once or twice)")
+    p.add_argument("--release", metavar="X.Y", help="with --config: the SDK release that signs (default: detected)")
+    p.add_argument("a", metavar="A", help="an SDK enclave (with --config: the enclave, signed or not)")
+    p.add_argument("b", metavar="B", nargs="?", help="the second SDK enclave")
     p.set_defaults(handler=cmd_sdk_diff)

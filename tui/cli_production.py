@@ -208,6 +208,10 @@ def cmd_export(args: argparse.Namespace, out: Any) -> int:
     from core.params import PARAMETERS
     from tui.cli import params_from_args, params_lines, parse_date
 
+    if getattr(args, "config", None):  # an SDK enclave.so signed from its Enclave.config.xml (sgx_sign gendata)
+        from tui.cli_sdk_sign import cmd_export_sdk
+
+        return cmd_export_sdk(args, out)
     if pkcs11_requested(args):
         raise ParamError("--export-signing-data/--export-digest sign nothing here; leave out --pkcs11-*")
     if args.output or args.sig_out:
@@ -331,6 +335,10 @@ def cmd_attach(args: argparse.Namespace, out: Any) -> int:
     from core.enclave import EnclaveBinary, write_signature
     from tui.cli import params_from_args, params_lines
 
+    if getattr(args, "config", None):  # an SDK enclave.so signed from its Enclave.config.xml (sgx_sign catsig)
+        from tui.cli_sdk_sign import cmd_attach_sdk
+
+        return cmd_attach_sdk(args, out)
     exported = twostep.read_exported(args.signing_data) if args.signing_data else None
     date, date_source = _attach_date(args, exported)
     signatures = twostep.signatures_from_files(args.signature)
@@ -504,6 +512,9 @@ def register(sub: Any, command: Callable[[str, str, str], argparse.ArgumentParse
         "every metadata block, as 'ensign resign' writes it; only --date, --isvsvn, --isvprodid and\n"
         "--production apply. See docs/PRODUCTION.md.")
     add_param_flags(p)
+    from tui.cli_sdk_sign import add_sdk_sign_flags
+
+    add_sdk_sign_flags(p, for_attach=True)  # --config: an SDK enclave.so signed from its config (sgx_sign catsig)
     p.add_argument("--signature", "-s", metavar="SIG", action="append", required=True,
                    help="signature file: 384 bytes (or SGX1 ‖ EDMM, 768), raw, hex or base64; repeat for each")
     p.add_argument("--public-key", metavar="PEM|CERT",

@@ -279,6 +279,36 @@ def _config_report(sdk: SdkEnclave, config_path: str, release: str | None) -> tu
     if not comparisons:
         lines.append("  the enclave is not signed: nothing to compare (derived layout in --json)")
     lines += [f"  note: {note}" for note in derived.notes]
+    data["whatif"], whatif_lines = _whatif_report(sdk, config, release)
+    lines += whatif_lines
+    return data, lines
+
+
+def _whatif_report(sdk: SdkEnclave, config: Any, release: str | None) -> tuple[dict[str, Any], list[str]]:
+    """The predicted MRENCLAVE, derived layout table and g_global_data fields (``core.sdk_whatif``)."""
+    from core.sdk_whatif import SdkWhatIf
+    from tui.cli_sdk import global_data_lines, layout_table_lines, whatif_json
+
+    try:
+        result = SdkWhatIf(sdk, release=release).predict(config)
+    except EnsignError as error:
+        return {"refused": error.message}, [f"  what-if: {error.message}"]
+    data = whatif_json(result)
+    signed = sdk.sigstruct.enclavehash.hex() if sdk.signed else None
+    data["signed_enclavehash"] = signed
+    lines = [f"  predicted MRENCLAVE {result.mrenclave} (sgx_sign of {result.profile.label})"]
+    if signed is not None:
+        lines.append("  the signed ENCLAVEHASH " + ("is the same" if signed == result.mrenclave else f"differs: {signed}"))
+    lines.append(f"  derived primary layout ({len(result.layout.primary)} entries, from {result.layout.image_end:#x}):")
+    lines += layout_table_lines(result.layout.primary, indent="    ")
+    symbol = result.global_data_symbol
+    table_rows = [item for item in result.global_data_fields if item.name.startswith("layout_table[")]
+    lines.append(f"  g_global_data ({len(result.global_data)} bytes at rva {symbol.rva:#x}, file offset "
+                 f"{symbol.file_offset:#x}; {result.profile.struct} global_data_t, fields not listed are 0):")
+    lines += global_data_lines([item for item in result.global_data_fields if item not in table_rows], indent="    ")
+    if table_rows:
+        lines.append(f"    +{table_rows[0].offset:<5} layout_table[{len(table_rows)}]        the derived primary layout "
+                     f"above (TCS content_offset {result.tcs_content_offset:#x})")
     return data, lines
 
 
