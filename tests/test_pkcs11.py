@@ -117,10 +117,6 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     os.environ["SOFTHSM2_CONF"] = str(conf)
     import pkcs11
 
-    loaded = getattr(pkcs11, "_loaded", {}).get(module)
-    if loaded is not None:  # initialised earlier with another configuration
-        loaded.reinitialize()
-
     def util_run(*args: str) -> None:
         subprocess.run([util, *args], check=True, capture_output=True, env={**os.environ, "SOFTHSM2_CONF": str(conf)})
 
@@ -128,6 +124,11 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     key = rsa.generate_private_key(public_exponent=3, key_size=3072)
     pem = _write_pkcs8(key, directory / "signer.pem")
     util_run("--import", str(pem), "--token", TOKEN, "--label", "sgx", "--id", "0102", "--pin", PIN)
+    # SoftHSM2 reads SOFTHSM2_CONF and scans its token directory at C_Initialize: a module loaded
+    # earlier in this process (another test module's token) must start again now that ours exists.
+    loaded = getattr(pkcs11, "_loaded", {}).get(module)
+    if loaded is not None:
+        loaded.reinitialize()
     pin_file = directory / "pin"
     pin_file.write_text(PIN + "\n")
     yield {"module": module, "conf": conf, "pem": pem, "pin_file": pin_file, "dir": directory, "util": util_run}
