@@ -59,7 +59,7 @@ from core.errors import SdkError
 from core.measure import Measurer, ProgressCallback
 from core.sdk import SdkEnclave
 from core.sdk_config import DerivedLayout, SdkConfig
-from core.sdk_loader import build_sdk_plan
+from core.sdk_loader import DT_NULL, DT_TEXTREL, PT_DYNAMIC, build_sdk_plan
 from core.sdk_metadata import (
     NOTE_SECTION,
     TCS_TEMPLATE_SIZE,
@@ -139,11 +139,8 @@ _VERSIONS: Final[dict[str, tuple[tuple[int, int], tuple[tuple[int, int], ...], t
 _DESC_SIZES: Final[dict[str, int]] = {"1.8": 0x1000, "2.0": 0x3000, "2.2": 0x5000, "2.8": 0x5000,
                                       "2.13": 0x5000, "2.25": 0x6000}
 
-DT_NULL: Final = 0
-DT_TEXTREL: Final = 22
-DT_FLAGS: Final = 30
+DT_FLAGS: Final = 30  # DT_NULL, DT_TEXTREL and PT_DYNAMIC come from core.sdk_loader
 DF_TEXTREL: Final = 0x4
-PT_DYNAMIC: Final = 2
 
 
 

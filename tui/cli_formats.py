@@ -25,16 +25,16 @@ EXIT_NO = 1
 
 def _date_argument(text: str | None) -> _dt.date | int | None:
     """``--date``: YYYY-MM-DD / YYYYMMDD, ``keep`` (None) or ``today``."""
+    from tui.cli import parse_date
+
     if text is None or text == "today":
         return _dt.datetime.now(_dt.UTC).date()
     if text == "keep":
         return None
-    for fmt in ("%Y-%m-%d", "%Y%m%d"):
-        try:
-            return _dt.datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise ParamError(f"--date: '{text}' is not a date (use YYYY-MM-DD, 'today' or 'keep')")
+    try:
+        return parse_date(text)
+    except ParamError:
+        raise ParamError(f"--date: '{text}' is not a date (use YYYY-MM-DD, 'today' or 'keep')") from None
 
 
 def _small_int(text: str | None, flag: str) -> int | None:
