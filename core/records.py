@@ -272,17 +272,41 @@ def build_records(run: PageRun, first_page: int, count: int, out: np.ndarray | N
     page_offsets = (
         np.arange(first_page, first_page + count, dtype=np.uint64) * PAGE_SIZE + np.uint64(run.offset)
     )
-    view[:, :RECORD_SIZE] = _EADD_TEMPLATE
+    if run.data is None:
+        # Every page's records are the same template but for the offsets: one broadcast copy.
+        view[:] = _page_template(run.flags, run.measured, run.fill)
+    else:
+        view[:, :RECORD_SIZE] = _page_template(run.flags, False, b"")
     view[:, 8:16].view("<u8")[:, 0] = page_offsets
-    view[:, 16:24].view("<u8")[:, 0] = run.flags
     if run.measured:
         extends = view[:, RECORD_SIZE:].reshape(count, CHUNKS_PER_PAGE, EEXTEND_RECORD_SIZE)
-        extends[:, :, :RECORD_SIZE] = _EEXTEND_TEMPLATE
+        if run.data is not None:
+            extends[:, :, :RECORD_SIZE] = _EEXTEND_TEMPLATE
+            extends[:, :, RECORD_SIZE:] = page_content_array(run, first_page, count).reshape(
+                count, CHUNKS_PER_PAGE, CHUNK_SIZE
+            )
         extends[:, :, 8:16].view("<u8")[:] = page_offsets.reshape(count, 1, 1) + _CHUNK_OFFSETS
-        extends[:, :, RECORD_SIZE:] = page_content_array(run, first_page, count).reshape(
-            count, CHUNKS_PER_PAGE, CHUNK_SIZE
-        )
     return out[:needed]
+
+
+_TEMPLATES: dict[tuple[int, bool, bytes], np.ndarray] = {}
+
+
+def _page_template(flags: int, measured: bool, fill: bytes) -> np.ndarray:
+    """Records of one page at offset 0: EADD (with ``flags``) and, if measured, 16 EEXTEND of ``fill``."""
+    key = (flags, measured, fill if measured else b"")
+    template = _TEMPLATES.get(key)
+    if template is None:
+        record = bytearray(eadd_record(0, flags))
+        if measured:
+            page = fill * (PAGE_SIZE // 4)
+            for chunk in range(CHUNKS_PER_PAGE):
+                record += eextend_header(chunk * CHUNK_SIZE) + page[chunk * CHUNK_SIZE:(chunk + 1) * CHUNK_SIZE]
+        template = np.frombuffer(bytes(record), dtype=np.uint8)
+        if len(_TEMPLATES) > 256:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = template
+    return template
 
 
 def iter_stream_chunks(plan: MeasurementPlan, pages_per_batch: int = 256) -> Iterator[memoryview]:
