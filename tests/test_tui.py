@@ -19,6 +19,8 @@ import pytest
 from textual.message import Message
 from textual.widgets import Button, Input, Static, Switch
 
+from core.containers import open_any
+from core.errors import ContainerError
 from core.params import Params
 from core.records import CHUNKS_PER_PAGE
 from tui.app import EnsignApp, make_app
@@ -442,8 +444,11 @@ async def test_open_a_non_elf_shows_the_error_modal(tmp_path: Path) -> None:
         await idle(pilot)
         dialog = app.screen
         assert isinstance(dialog, ErrorDialog)
-        assert "ELF" in dialog.error_title
-        assert "notes.txt" in dialog.error_message and "Traceback" not in dialog.error_message
+        # core's own words for a file of no known kind (it says what the file looked like)
+        with pytest.raises(ContainerError) as caught:
+            open_any(bogus)
+        assert dialog.error_message == caught.value.message and "Traceback" not in dialog.error_message
+        assert "notes.txt: not a file ensign reads" in dialog.error_message
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
@@ -456,7 +461,7 @@ async def test_help_palette_footer_and_quit() -> None:
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await idle(pilot)
         titles = [command.title for command in app.get_system_commands(screen)]
-        for wanted in ("Open binary…", "Load SIGSTRUCT…", "Sign…", "Copy MRENCLAVE", "Export .sgxs…"):
+        for wanted in ("Open…", "Load SIGSTRUCT…", "Sign…", "Copy MRENCLAVE", "Export .sgxs…"):
             assert wanted in titles
         bindings = {binding.binding.action: binding.binding for binding in screen.active_bindings.values()}
         assert all(binding.description for binding in bindings.values())

@@ -519,7 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "records, live MRENCLAVE while editing parameters, compare with a SIGSTRUCT, sign.")
     add_param_flags(p)
     p.add_argument("--sig", metavar="FILE", help="a SIGSTRUCT to compare against")
-    p.add_argument("app", metavar="APP", nargs="?", help="ELF program (default: the bundled sample)")
+    p.add_argument("--config", metavar="XML", help="Intel SGX SDK enclave: start from this Enclave.config.xml")
+    p.add_argument("app", metavar="APP", nargs="?",
+                   help="ELF program, Intel SDK/Open Enclave enclave, .sgxs, .sig or token (default: the bundled sample)")
     p.set_defaults(handler=cmd_inspect)
 
     for module_name in COMMAND_MODULES:

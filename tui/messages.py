@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from core.diagnose import ExplainReport
+    from core.diff import DiffReport
     from core.enclave import MeasuredPair, SignResult
     from core.layout import Layout
     from core.measure import Measurement
@@ -77,10 +79,20 @@ class ComparisonLoaded(Message):
 class SignFinished(Message):
     """The sign worker wrote a signed file."""
 
-    def __init__(self, result: SignResult, debug_key: bool) -> None:
+    def __init__(self, result: SignResult, debug_key: bool, how: str = "") -> None:
         super().__init__()
         self.result = result
         self.debug_key = debug_key  # signed with ensign's published debug key
+        self.how = how  # e.g. "PKCS#11 token 'prod' key 'sgx'", or which file signed which SIGSTRUCT
+
+
+class SigningDataExported(Message):
+    """The export worker wrote what an offline signer must sign."""
+
+    def __init__(self, paths: tuple[str, ...], digest: bool) -> None:
+        super().__init__()
+        self.paths = paths  # FILE (both parts), FILE.sgx1, FILE.edmm, FILE.json
+        self.digest = digest  # True: SHA-256 digests, False: the 256-byte signed data
 
 
 class SgxsExported(Message):
@@ -90,3 +102,34 @@ class SgxsExported(Message):
         super().__init__()
         self.path = path
         self.measurement = measurement
+
+
+class DiagnosisProgress(Message):
+    """Progress of the explain or diff worker; newer progress replaces queued older progress."""
+
+    def __init__(self, phase: str, done: int, total: int) -> None:
+        super().__init__()
+        self.phase = phase  # "measuring", "searching" (candidates) or "comparing" (pages)
+        self.done = done
+        self.total = total
+
+    def can_replace(self, message: Message) -> bool:
+        """Only the newest progress matters: coalesce queued ones."""
+        return isinstance(message, DiagnosisProgress)
+
+
+class ExplainReady(Message):
+    """The explain worker finished."""
+
+    def __init__(self, report: ExplainReport) -> None:
+        super().__init__()
+        self.report = report
+
+
+class DiffReady(Message):
+    """The diff worker compared the signed parameters' record stream with the current one."""
+
+    def __init__(self, report: DiffReport, variant: str) -> None:
+        super().__init__()
+        self.report = report
+        self.variant = variant  # the measurement compared (sgx1/edmm)

@@ -1,11 +1,14 @@
 """The sign dialog and the key generator.
 
-:class:`SignDialog` collects key file, passphrase (masked), production, date and output, shows
-exactly what will be written, and returns a :class:`SignRequest` only on confirmation; it
-refuses production with ensign's public debug key and says why. The key is loaded (with the
-passphrase) in a worker when the user confirms; the passphrase is read from its field at that
-moment and never stored, logged or put in a reactive. :class:`KeygenDialog` creates a new
-RSA-3072 (e=3) key file. Neither dialog writes the enclave: the main screen does, in a worker.
+:class:`SignDialog` offers four ways, as ``ensign sign``/``attach`` do: a key file (passphrase
+masked), a PKCS#11 token (module, token and key by label/id or a ``pkcs11:`` URI; PIN masked or
+from a file), exporting what an offline signer must sign, and attaching the signatures made
+offline. It shows exactly what will be written and returns a request only on confirmation; it
+refuses production with ensign's public debug key and says why. A key file is unlocked, or a
+token logged in to, in a worker when the user confirms; passphrase and PIN are read from their
+fields at that moment and never stored, logged or put in a reactive. :class:`KeygenDialog`
+creates a new RSA-3072 (e=3) key file. Neither dialog writes the enclave: the main screen does,
+in a worker.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static, Switch
 
+from core import pkcs11
 from core.enclave import MeasuredPair, sigstruct_template
 from core.errors import EnsignError, ParamError, SigningKeyError
 from core.params import Params
@@ -51,13 +55,46 @@ DEBUG_KEY_REFUSAL = (
 
 @dataclass(frozen=True, slots=True)
 class SignRequest:
-    """What the user confirmed in the sign dialog."""
+    """What the user confirmed in the sign dialog (key file or PKCS#11 token)."""
 
     params: Params  # the parameters to sign with (production and key as chosen in the dialog)
-    signer: Signer  # the loaded key
+    signer: Signer  # the loaded key, or an open PKCS#11 signer (the main screen closes it)
     date: _dt.date  # SIGSTRUCT DATE
     output: str | None  # None: sign in place
     debug_key: bool  # the signer is ensign's public debug key
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    """Export what an offline signer must sign; nothing is written to the enclave."""
+
+    params: Params  # the parameters the SIGSTRUCTs are built from
+    date: _dt.date  # SIGSTRUCT DATE (attach must use the same one)
+    path: str  # FILE: both parts; FILE.sgx1, FILE.edmm and FILE.json are written next to it
+    digest: bool  # True: the SHA-256 of each part (oesign digest), else the 256 signed bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AttachRequest:
+    """Attach signatures made offline to the SIGSTRUCTs of ``params``."""
+
+    params: Params  # the parameters of the export
+    date: _dt.date | None  # SIGSTRUCT DATE; None: the date the export records
+    public_key: str  # the signer's public key (PEM, certificate)
+    signatures: tuple[str, ...]  # signature files (SGX1 and EDMM, any order, either byte order)
+    signing_data: str | None  # the export, so a mismatch can be explained
+    output: str | None  # None: in place
+
+
+DialogResult = SignRequest | ExportRequest | AttachRequest
+"""What :class:`SignDialog` returns on confirmation."""
+
+METHOD_KEY = "key"
+METHOD_PKCS11 = "pkcs11"
+METHOD_EXPORT = "export"
+METHOD_ATTACH = "attach"
+METHODS = (METHOD_KEY, METHOD_PKCS11, METHOD_EXPORT, METHOD_ATTACH)
+CONFIRM_LABELS = {METHOD_KEY: "Sign", METHOD_PKCS11: "Sign", METHOD_EXPORT: "Export", METHOD_ATTACH: "Attach"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,43 +151,95 @@ def unique_path(directory: Path, stem: str, suffix: str) -> Path:
     return candidate
 
 
-class SignDialog(ModalScreen[SignRequest | None]):
-    """Choose how to sign; confirm to get a :class:`SignRequest` (see module docstring)."""
+class SignDialog(ModalScreen[DialogResult | None]):
+    """Choose how to sign; confirm to get a :class:`SignRequest`, :class:`ExportRequest` or
+    :class:`AttachRequest` (see module docstring)."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", id="sign-cancel"),
-        Binding("ctrl+s", "confirm", "Sign", id="sign-confirm"),
+        Binding("ctrl+s", "confirm", "Confirm", id="sign-confirm"),
     ]
 
-    def __init__(self, document: EnclaveDocument, pair: MeasuredPair, params: Params, today: _dt.date) -> None:
+    def __init__(self, document: EnclaveDocument, pair: MeasuredPair, params: Params, today: _dt.date, *,
+                 method: str = METHOD_KEY, last_export: str | None = None) -> None:
         super().__init__(classes="dialog-screen")
         self.document = document
         self.pair = pair
         self.params = params
         self.today = today
+        self.initial_method = method if method in METHODS else METHOD_KEY
+        self.last_export = last_export
         self._key_cache: dict[str | None, KeyInfo] = {}
-        self.problem: str | None = None  # why Sign is disabled (None: it is enabled)
+        self.problem: str | None = None  # why the confirm button is disabled (None: it is enabled)
         self._busy = False
 
     def compose(self) -> ComposeResult:
         document = self.document
-        copy_default = (
-            display_path(Path.cwd() / f"{document.name}.signed") if document.bundled
-            else display_path(f"{document.path}.signed")
-        )
+        base = Path.cwd() / document.name if document.bundled else Path(document.path)
+        copy_default = display_path(f"{base}.signed")
+        export_default = display_path(self.last_export or f"{base}.signing-data")
+        method = self.initial_method
         with Vertical(classes="dialog sign-dialog"):
             yield Label(f"Sign {document.name}", classes="dialog-title")
             with VerticalScroll(id="sign-body"):
-                with Horizontal(classes="field-row"):
-                    yield Label("key", classes="field-label")
-                    yield Input(self.params.key or "", placeholder="built-in debug key", id="sign-key",
-                                compact=True)
-                    yield Button("Browse…", id="sign-browse", compact=True)
-                    yield Button("New key…", id="sign-keygen", compact=True)
-                with Horizontal(classes="field-row"):
-                    yield Label("passphrase", classes="field-label")
-                    yield Input("", password=True, placeholder="only for an encrypted key", id="sign-passphrase",
-                                compact=True)
+                with Horizontal(classes="field-row choice-row"):
+                    yield Label("method", classes="field-label")
+                    with RadioSet(id="sign-method", compact=True):
+                        yield RadioButton("key file", id="sign-method-key", value=method == METHOD_KEY)
+                        yield RadioButton("PKCS#11 token", id="sign-method-pkcs11", value=method == METHOD_PKCS11)
+                        yield RadioButton("export for offline signing", id="sign-method-export",
+                                          value=method == METHOD_EXPORT)
+                        yield RadioButton("attach", id="sign-method-attach", value=method == METHOD_ATTACH)
+                with Vertical(id="sign-key-fields", classes="method-fields"):
+                    with Horizontal(classes="field-row"):
+                        yield Label("key", classes="field-label")
+                        yield Input(self.params.key or "", placeholder="built-in debug key", id="sign-key",
+                                    compact=True)
+                        yield Button("Browse…", id="sign-browse", compact=True)
+                        yield Button("New key…", id="sign-keygen", compact=True)
+                    with Horizontal(classes="field-row"):
+                        yield Label("passphrase", classes="field-label")
+                        yield Input("", password=True, placeholder="only for an encrypted key",
+                                    id="sign-passphrase", compact=True)
+                with Vertical(id="sign-pkcs11-fields", classes="method-fields"):
+                    for field_id, label, placeholder in (
+                        ("uri", "URI", "pkcs11:token=…;object=… (optional; or the fields below)"),
+                        ("module", "module", "e.g. /usr/lib/softhsm/libsofthsm2.so"),
+                        ("token", "token", "token label (optional when there is one token)"),
+                        ("key-label", "key label", "CKA_LABEL (optional when there is one RSA key)"),
+                        ("key-id", "key id", "CKA_ID in hex (optional)"),
+                        ("pin-file", "PIN file", "optional: a file holding the PIN"),
+                    ):
+                        with Horizontal(classes="field-row"):
+                            yield Label(label, classes="field-label")
+                            yield Input("", placeholder=placeholder, id=f"sign-pkcs11-{field_id}", compact=True)
+                    with Horizontal(classes="field-row"):
+                        yield Label("PIN", classes="field-label")
+                        yield Input("", password=True, placeholder="asked for when the token needs one",
+                                    id="sign-pkcs11-pin", compact=True)
+                with Vertical(id="sign-export-fields", classes="method-fields"):
+                    with Horizontal(classes="field-row"):
+                        yield Label("export to", classes="field-label")
+                        yield Input(export_default, id="sign-export-path", compact=True)
+                    with Horizontal(classes="field-row"):
+                        yield Label("digest only", classes="field-label")
+                        yield Switch(False, id="sign-export-digest", animate=False)
+                        yield Static("off: the 256 signed bytes of each SIGSTRUCT (sgx_sign gendata); "
+                                     "on: their SHA-256 (oesign digest)", classes="field-hint")
+                with Vertical(id="sign-attach-fields", classes="method-fields"):
+                    with Horizontal(classes="field-row"):
+                        yield Label("signatures", classes="field-label")
+                        yield Input("", placeholder="SIG files, comma-separated (SGX1 and EDMM, any order)",
+                                    id="sign-attach-signatures", compact=True)
+                    with Horizontal(classes="field-row"):
+                        yield Label("public key", classes="field-label")
+                        yield Input(self.params.key or "", placeholder="the signer's public key (PEM or certificate)",
+                                    id="sign-attach-public-key", compact=True)
+                    with Horizontal(classes="field-row"):
+                        yield Label("export", classes="field-label")
+                        yield Input(display_path(self.last_export) if self.last_export else "",
+                                    placeholder="the exported signing data (optional: explains mismatches)",
+                                    id="sign-attach-signing-data", compact=True)
                 with Horizontal(classes="field-row"):
                     yield Label("production", classes="field-label")
                     yield Switch(self.params.production, id="sign-production", animate=False)
@@ -158,7 +247,7 @@ class SignDialog(ModalScreen[SignRequest | None]):
                 with Horizontal(classes="field-row"):
                     yield Label("date", classes="field-label")
                     yield Input(self.today.isoformat(), id="sign-date", compact=True)
-                with Horizontal(classes="field-row output-row"):
+                with Horizontal(classes="field-row choice-row", id="sign-output-row"):
                     yield Label("output", classes="field-label")
                     with RadioSet(id="sign-output-choice", compact=True):
                         yield RadioButton("in place", id="sign-in-place", value=not document.bundled)
@@ -167,17 +256,30 @@ class SignDialog(ModalScreen[SignRequest | None]):
                 yield Static("", id="sign-summary")
                 yield Static("", id="sign-problem", classes="problem")
             with Horizontal(classes="dialog-buttons"):
-                yield Button("Sign", variant="primary", id="sign-confirm", compact=True)
+                yield Button(CONFIRM_LABELS[method], variant="primary", id="sign-confirm", compact=True)
                 yield Button("Cancel", id="sign-cancel", compact=True)
 
     def on_mount(self) -> None:
         self._refresh()
-        self.query_one("#sign-key", Input).focus()
+        first = {METHOD_KEY: "#sign-key", METHOD_PKCS11: "#sign-pkcs11-uri", METHOD_EXPORT: "#sign-export-path",
+                 METHOD_ATTACH: "#sign-attach-signatures"}[self.method]
+        self.query_one(first, Input).focus()
 
     # -- state -----------------------------------------------------------------------------
 
+    @property
+    def method(self) -> str:
+        """The way of signing chosen: key, pkcs11, export or attach."""
+        pressed = self.query_one("#sign-method", RadioSet).pressed_button
+        if pressed is None or pressed.id is None:
+            return self.initial_method
+        return pressed.id.removeprefix("sign-method-")
+
+    def _text(self, selector: str) -> str:
+        return self.query_one(selector, Input).value.strip()
+
     def _key_path(self) -> str | None:
-        text = self.query_one("#sign-key", Input).value.strip()
+        text = self._text("#sign-key")
         return os.path.expanduser(text) if text else None
 
     def _key_info(self, path: str | None) -> KeyInfo:
@@ -188,7 +290,27 @@ class SignDialog(ModalScreen[SignRequest | None]):
     def _output(self) -> str | None:
         if self.query_one("#sign-in-place", RadioButton).value:
             return None
-        return os.path.expanduser(self.query_one("#sign-output", Input).value.strip())
+        return os.path.expanduser(self._text("#sign-output"))
+
+    def _signature_paths(self) -> tuple[str, ...]:
+        return tuple(os.path.expanduser(part.strip()) for part in self._text("#sign-attach-signatures").split(",")
+                     if part.strip())
+
+    def pkcs11_selection(self) -> pkcs11.KeySelection:
+        """The token and key named by the PKCS#11 fields (no PIN).
+
+        Raises:
+            Pkcs11Error: no module, a bad URI or key id, or fields contradicting the URI.
+        """
+        def optional(name: str) -> str | None:
+            return self._text(f"#sign-pkcs11-{name}") or None
+
+        pin_file = optional("pin-file")
+        module = optional("module")
+        return pkcs11.selection_from(module=os.path.expanduser(module) if module else None, token=optional("token"),
+                                     key_label=optional("key-label"), key_id=optional("key-id"),
+                                     pin_file=os.path.expanduser(pin_file) if pin_file else None,
+                                     uri=optional("uri"))
 
     def signing_params(self) -> Params:
         """The parameters the signature will carry (production and key as chosen here)."""
@@ -196,55 +318,107 @@ class SignDialog(ModalScreen[SignRequest | None]):
         production = self.query_one("#sign-production", Switch).value
         if production != params.production:
             params = params.with_value("production", "1" if production else "0", source=SOURCE_EDITED)
-        key = self._key_path()
-        if key != params.key:
-            params = params.with_value("key", key or "", source=SOURCE_EDITED)
+        if self.method == METHOD_KEY:
+            key = self._key_path()
+            if key != params.key:
+                params = params.with_value("key", key or "", source=SOURCE_EDITED)
         return params
 
     def _refresh(self) -> None:
-        """Recompute the summary and whether Sign may be pressed."""
+        """Show the fields of the method chosen; recompute the summary and whether confirm may be pressed."""
+        method = self.method
+        for name in METHODS:
+            self.query_one(f"#sign-{name}-fields").display = name == method
+        self.query_one("#sign-output-row").display = method != METHOD_EXPORT
+        self.query_one("#sign-confirm", Button).label = CONFIRM_LABELS[method]
         problems: list[str] = []
         production = self.query_one("#sign-production", Switch).value
         self.query_one("#sign-production-hint", Static).update(
             "on: production enclave (DEBUG cleared and enforced)" if production
             else "off: debug enclave (DEBUG set)")
-        key_path = self._key_path()
-        info = self._key_info(key_path)
-        if key_path and info.mrsigner is None and "encrypted" not in info.note:
-            problems.append(info.note)
-        if production and info.debug:
-            problems.append(DEBUG_KEY_REFUSAL)
+        info: KeyInfo
+        if method == METHOD_KEY:
+            key_path = self._key_path()
+            info = self._key_info(key_path)
+            if key_path and info.mrsigner is None and "encrypted" not in info.note:
+                problems.append(info.note)
+            if production and info.debug:
+                problems.append(DEBUG_KEY_REFUSAL)
+        elif method == METHOD_PKCS11:
+            info = KeyInfo(None, None, "the token's key: MRSIGNER shown once signed")
+            try:
+                selection = self.pkcs11_selection()
+                info = KeyInfo(None, None, f"{selection.describe()} via {display_path(selection.module)}")
+            except EnsignError as error:
+                problems.append(error.message)
+        elif method == METHOD_EXPORT:
+            info = KeyInfo(None, None, "the offline signer's key (checked when attaching)")
+            problems.extend(self._file_problems(self._text("#sign-export-path"), "Name the file to export to."))
+        else:
+            public = self._text("#sign-attach-public-key")
+            info = self._key_info(os.path.expanduser(public)) if public else KeyInfo(None, None, "")
+            signatures = self._signature_paths()
+            if not signatures:
+                problems.append("Name the signature file(s) made by the offline signer.")
+            problems.extend(f"{path}: no such file" for path in signatures if not os.path.isfile(path))
+            if not public:
+                problems.append("Name the signer's public key (PEM or certificate).")
+            elif info.mrsigner is None:
+                problems.append(info.note)
+            signing_data = self._text("#sign-attach-signing-data")
+            if signing_data and not os.path.isfile(os.path.expanduser(signing_data)):
+                problems.append(f"{signing_data}: no such file")
         date: _dt.date | None = None
         try:
             date = parse_date(self.query_one("#sign-date", Input).value)
         except ParamError as error:
             problems.append(error.message)
-        output = self._output()
+        output = self._output() if method != METHOD_EXPORT else None
         self.query_one("#sign-output", Input).disabled = output is None
-        if output is None and self.document.bundled:
-            problems.append("The bundled sample is package data: sign a copy (choose 'copy to').")
-        elif output is not None:
-            if not output:
-                problems.append("Name the signed copy.")
-            elif not os.path.isdir(os.path.dirname(os.path.abspath(output))):
-                problems.append(f"{output}: its directory does not exist")
-            elif os.path.abspath(output) == os.path.abspath(self.document.path):
-                problems.append("The copy is the input file: choose 'in place' instead.")
+        if method != METHOD_EXPORT:
+            if output is None and self.document.bundled:
+                problems.append("The bundled sample is package data: sign a copy (choose 'copy to').")
+            elif output is not None:
+                problems.extend(self._file_problems(output, "Name the signed copy."))
         self.problem = problems[0] if problems else None
         self.query_one("#sign-problem", Static).update(Text("\n".join(problems), style="bold red"))
         self.query_one("#sign-confirm", Button).disabled = bool(problems) or self._busy
-        self._show_summary(production, info, date, output)
+        self._show_summary(method, production, info, date, output)
 
-    def _show_summary(self, production: bool, info: KeyInfo, date: _dt.date | None, output: str | None) -> None:
+    def _file_problems(self, path: str, missing: str) -> list[str]:
+        """Why a file cannot be written at ``path`` (empty: it can)."""
+        if not path:
+            return [missing]
+        path = os.path.expanduser(path)
+        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            return [f"{path}: its directory does not exist"]
+        if os.path.abspath(path) == os.path.abspath(self.document.path):
+            return ["That is the input file: choose another name (or 'in place')."]
+        return []
+
+    def _show_summary(self, method: str, production: bool, info: KeyInfo, date: _dt.date | None,
+                      output: str | None) -> None:
         params = self.params
         template = sigstruct_template(replace(params, production=production),
                                       self.pair.sgx1_measurement.mrenclave, date or self.today)
         flags = ", ".join(attribute_flag_names(template.attributes_flags))
         xfrm = ", ".join(xfrm_names(template.attributes_xfrm))
         text = Text()
-        target = display_path(output) if output else f"{display_path(self.document.path)} (in place)"
+        if method == METHOD_EXPORT:
+            base = self._text("#sign-export-path") or "FILE"
+            digest = self.query_one("#sign-export-digest", Switch).value
+            what = "64 bytes: SHA-256 of each SIGSTRUCT's signed bytes" if digest else (
+                "512 bytes: the 256 signed bytes of the SGX1, then the EDMM SIGSTRUCT")
+            first = [("writes", f"{base} ({what})"), ("", f"{base}.sgx1, {base}.edmm (one each), {base}.json"),
+                     ("", "the enclave is not changed; sign both offline, then choose 'attach'")]
+        else:
+            target = display_path(output) if output else f"{display_path(self.document.path)} (in place)"
+            first = [("writes", target)]
+        date_text = date.isoformat() if date else "?"
+        if method == METHOD_ATTACH and self._text("#sign-attach-signing-data"):
+            date_text = "the date the export records"
         rows = (
-            ("writes", target),
+            *first,
             ("SGX1 MRENCLAVE", self.pair.sgx1_measurement.hex),
             ("EDMM MRENCLAVE", self.pair.edmm_measurement.hex),
             ("MRSIGNER", info.mrsigner or "?"),
@@ -253,7 +427,7 @@ class SignDialog(ModalScreen[SignRequest | None]):
             ("XFRM", f"{template.attributes_xfrm:#x} [{xfrm}]"),
             ("ISVPRODID", str(template.isvprodid)),
             ("ISVSVN", str(template.isvsvn)),
-            ("DATE", date.isoformat() if date else "?"),
+            ("DATE", date_text),
         )
         for label, value in rows:
             text.append(f"{label:<16}", style="bold")
@@ -267,8 +441,8 @@ class SignDialog(ModalScreen[SignRequest | None]):
     @on(RadioSet.Changed)
     def _changed(self, event: Input.Changed | Switch.Changed | RadioSet.Changed) -> None:
         event.stop()
-        if isinstance(event, Input.Changed) and event.input.id == "sign-passphrase":
-            return  # nothing shown depends on it; it is read only on confirm
+        if isinstance(event, Input.Changed) and event.input.id in ("sign-passphrase", "sign-pkcs11-pin"):
+            return  # nothing shown depends on secrets; they are read only on confirm
         self._refresh()
 
     @on(Button.Pressed)
@@ -294,16 +468,35 @@ class SignDialog(ModalScreen[SignRequest | None]):
         self.dismiss(None)
 
     def action_confirm(self) -> None:
-        """Load the key (in a worker) and return the request."""
+        """Return the request; a key file or token is opened in a worker first."""
         self._refresh()
         if self.problem is not None or self._busy:
             return
+        method = self.method
+        date = parse_date(self.query_one("#sign-date", Input).value)
+        if method == METHOD_EXPORT:
+            self.dismiss(ExportRequest(self.signing_params(), date,
+                                       os.path.expanduser(self._text("#sign-export-path")),
+                                       self.query_one("#sign-export-digest", Switch).value))
+            return
+        if method == METHOD_ATTACH:
+            signing_data = self._text("#sign-attach-signing-data")
+            self.dismiss(AttachRequest(self.signing_params(), None if signing_data else date,
+                                       os.path.expanduser(self._text("#sign-attach-public-key")),
+                                       self._signature_paths(),
+                                       os.path.expanduser(signing_data) if signing_data else None, self._output()))
+            return
         self._busy = True
         self.query_one("#sign-confirm", Button).disabled = True
+        production = self.query_one("#sign-production", Switch).value
+        if method == METHOD_PKCS11:
+            self.query_one("#sign-problem", Static).update(Text("logging in to the token…", style="italic"))
+            pin = self.query_one("#sign-pkcs11-pin", Input).value
+            self._open_token(self.pkcs11_selection(), pin or None, production)
+            return
         self.query_one("#sign-problem", Static).update(Text("unlocking the key…", style="italic"))
         passphrase = self.query_one("#sign-passphrase", Input).value
-        self._load_key(self._key_path(), passphrase.encode() if passphrase else None,
-                       self.query_one("#sign-production", Switch).value)
+        self._load_key(self._key_path(), passphrase.encode() if passphrase else None, production)
 
     # An explicit description: Textual would otherwise put the arguments (the passphrase) in it.
     @work(thread=True, exclusive=True, group="sign-key", exit_on_error=False, description="unlock signing key")
@@ -322,10 +515,41 @@ class SignDialog(ModalScreen[SignRequest | None]):
             return
         self.app.call_from_thread(self._key_loaded, signer, debug)
 
-    def _key_failed(self, message: str) -> None:
+    # The PIN is an argument, so the description is explicit here too.
+    @work(thread=True, exclusive=True, group="sign-key", exit_on_error=False, description="open PKCS#11 token")
+    def _open_token(self, selection: pkcs11.KeySelection, pin: str | None, production: bool) -> None:
+        asked: list[str] = []
+
+        def pin_callback(description: str) -> str | None:
+            asked.append(description)
+            return pin
+
+        signer: pkcs11.Pkcs11Signer | None = None
+        try:
+            signer = pkcs11.Pkcs11Signer.open(selection, pin_callback=pin_callback)
+            if production and is_debug_key(signer.modulus):
+                raise SigningKeyError(DEBUG_KEY_REFUSAL)
+        except EnsignError as error:
+            if signer is not None:
+                signer.close()
+            message = error.message
+            if asked and not pin:
+                message = f"{asked[0]} needs a PIN: type it in the PIN field (or name a PIN file)"
+            self.app.call_from_thread(self._key_failed, message, "#sign-pkcs11-pin" if asked else None)
+            return
+        except Exception as error:  # never a traceback in the dialog; the class says enough
+            if signer is not None:
+                signer.close()
+            self.app.call_from_thread(self._key_failed, f"cannot use the token: {type(error).__name__}")
+            return
+        self.app.call_from_thread(self._key_loaded, signer, False)
+
+    def _key_failed(self, message: str, focus: str | None = None) -> None:
         self._busy = False
         self._refresh()
         self.query_one("#sign-problem", Static).update(Text(message, style="bold red"))
+        if focus is not None:
+            self.query_one(focus, Input).focus()
 
     def _key_loaded(self, signer: Signer, debug: bool) -> None:
         self._busy = False

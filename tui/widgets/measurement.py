@@ -75,6 +75,7 @@ class MeasurementPanel(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._digests: tuple[str, str] = ("measuring…", "")
+        self._labels: tuple[str, str] = ("SGX1", "EDMM")
         self.stale = False  # digests shown dimmed: older than the parameters
 
     def compose(self) -> ComposeResult:
@@ -98,23 +99,39 @@ class MeasurementPanel(Vertical):
         # the screen, which costs more than the incremental hash itself.
         style = self.STALE_STYLE if self.stale else ""
         sgx1, edmm = self._digests
-        self.query_one("#mrenclave-sgx1", Static).update(self._line("SGX1", sgx1, style=style), layout=False)
-        self.query_one("#mrenclave-edmm", Static).update(self._line("EDMM", edmm, style=style), layout=False)
+        first, second = self._labels
+        self.query_one("#mrenclave-sgx1", Static).update(self._line(first, sgx1, style=style), layout=False)
+        self.query_one("#mrenclave-edmm", Static).update(self._line(second, edmm, style=style), layout=False)
+
+    def set_single(self, single: bool, note: str = "") -> None:
+        """One MRENCLAVE fixed by the file (SDK enclave, .sgxs, …) instead of SGX1 and EDMM.
+
+        Args:
+            single: show one digest line labelled MRENCLAVE.
+            note: shown in place of the digest when the file has none to compute.
+        """
+        self._labels = ("MRENCLAVE", "") if single else ("SGX1", "EDMM")
+        self._digests = (note or "measuring…", "") if single else ("measuring…", "")
+        self._render_digests()
+        if note:
+            self._status("")
 
     def _status(self, text: str) -> None:
         self.query_one("#measure-status", Static).update(text, layout=False)
 
     def show_result(self, pair: MeasuredPair, wall_seconds: float, *, stable: bool = False) -> None:
         """Show a finished measurement (``stable`` leaves out the time, for snapshots)."""
-        self._digests = (pair.sgx1_measurement.hex, pair.edmm_measurement.hex)
+        single = self._labels[1] == ""
+        self._digests = (pair.sgx1_measurement.hex, "" if single else pair.edmm_measurement.hex)
         self.stale = False
         self._render_digests()
-        hashed = pair.sgx1_measurement.hashed_bytes + pair.edmm_measurement.hashed_bytes
-        total = pair.sgx1_measurement.stream_size + pair.edmm_measurement.stream_size
-        status = f"re-hashed {human_bytes(hashed)} of {human_bytes(total)}"
+        measurements = (pair.sgx1_measurement,) if single else (pair.sgx1_measurement, pair.edmm_measurement)
+        hashed = sum(measurement.hashed_bytes for measurement in measurements)
+        total = sum(measurement.stream_size for measurement in measurements)
+        status = f"{'hashed' if single else 're-hashed'} {human_bytes(hashed)} of {human_bytes(total)}"
         if not stable:
             status += f" in {duration_text(wall_seconds)}"
-        self._status(status + "  (SGX1 + EDMM)")
+        self._status(status + ("  (record stream fixed by the file)" if single else "  (SGX1 + EDMM)"))
         self.hide_progress()
 
     def set_stale(self, stale: bool, reason: str = "") -> None:

@@ -141,6 +141,7 @@ class RecordSelection:
 Locator = Callable[[int], PageLocation]
 
 HEADER_STYLE = Style(bold=True, underline=True)
+HIGHLIGHT_STYLE = Style(reverse=True, bold=True)
 KIND_STYLES = {"ECREATE": Style(color="#ffd700", bold=True), "EADD": Style(color="#5fafff"),
                "EEXTEND": Style(color="#767676")}
 
@@ -160,6 +161,7 @@ class RecordsTable(ScrollView, can_focus=True):
         self._locate: Locator | None = None
         self._places: OrderedDict[int, str] = OrderedDict()
         self._offset_width = 10
+        self.highlight: int | None = None  # stream index of the record marked (a diff's divergence)
 
     def show(self, selection: RecordSelection, *, image_end: int, locate: Locator | None) -> None:
         """Show ``selection``; ``locate`` names segment/section for image pages."""
@@ -220,7 +222,20 @@ class RecordsTable(ScrollView, can_focus=True):
         row = scroll_y + y - 1
         if self.selection is None or row >= self.selection.count:
             return Strip.blank(width, self.rich_style)
-        return self._strip(self._cells(self.selection.record(row)), scroll_x, width)
+        record = self.selection.record(row)
+        strip = self._strip(self._cells(record), scroll_x, width)
+        if self.highlight is not None and record.index == self.highlight:
+            strip = strip.apply_style(HIGHLIGHT_STYLE)
+        return strip
+
+    def scroll_to_record(self, index: int) -> None:
+        """Mark stream record ``index`` and scroll it into view (a few rows below the top).
+
+        The selection must show every record (no filter): rows are then stream indices.
+        """
+        self.highlight = index
+        self.scroll_to(y=max(0, index - 3), animate=False, immediate=True)
+        self.refresh()
 
     def _strip(self, cells: list[tuple[str, Style | None]], scroll_x: int, width: int) -> Strip:
         base = self.rich_style
@@ -275,6 +290,21 @@ class RecordsView(Vertical):
                 values = [value for _label, value in options]
                 select.value = current if current in values else REGION_ALL
         self._refilter()
+
+    def jump_to(self, index: int) -> None:
+        """Clear the filters and show stream record ``index`` marked (clamped to the stream)."""
+        if self.layout_shown is None:
+            return
+        index = max(0, min(index, self.layout_shown.plan.record_count - 1))
+        for selector, value in (("#records-region", REGION_ALL), ("#records-kind", KIND_ALL)):
+            select = self.query_one(selector, Select)
+            if select.value != value:
+                with select.prevent(Select.Changed):
+                    select.value = value
+        self._refilter()
+        table = self.query_one(RecordsTable)
+        table.scroll_to_record(index)
+        table.focus()
 
     @on(Select.Changed)
     def _filter_changed(self, event: Select.Changed) -> None:

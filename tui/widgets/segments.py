@@ -34,11 +34,14 @@ class SegmentsView(Vertical):
         with VerticalScroll():
             yield Static("", id="segment-sections")
 
-    def show(self, image: ElfImage) -> None:
-        """Fill the table from ``image``."""
+    def show(self, image: ElfImage | None, note: str = "") -> None:
+        """Fill the table from ``image`` (None: a file without ELF segments; ``note`` says what it is)."""
         self._image = image
         table = self.query_one("#segments-table", DataTable)
         table.clear()
+        if image is None:
+            self.query_one("#segment-sections", Static).update(Text(note or "no ELF segments", style="italic"))
+            return
         for segment in image.segments:
             style = "bold" if segment.type_name == "LOAD" else ""
             table.add_row(
