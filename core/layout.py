@@ -15,6 +15,7 @@ environment, never prints and never imports a UI.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import struct
 from dataclasses import dataclass
 
@@ -239,6 +240,8 @@ def build_image_plan(image: ElfImage) -> ImagePlan:
         runs.append(PageRun(page * PAGE_SIZE, 1, flags, True, "image", data=page_bytes,
                             key=content_key_for_bytes(page_bytes)))
     runs.sort(key=lambda run: run.offset)
+    if runs:  # every parameter edit re-hashes from the end of the image at the latest
+        runs[-1] = dataclasses.replace(runs[-1], checkpoint=True)
     entry_offset = image.entry - base
     if not 0 <= entry_offset < top - base:
         raise LayoutError(f"{image.path}: entry point {image.entry:#x} lies outside the loaded image")
@@ -432,7 +435,7 @@ def _thread_context(image: ElfImage, image_plan: ImagePlan, index: int, context:
                 key=content_key_for_bytes(tcs_bytes)),
         PageRun(ssa_offset, ssa_pages, FLAGS_RW, True, f"{prefix} SSA"),
         PageRun(td_offset, shape.td_pages, FLAGS_RW, True, f"{prefix} thread data", data=td_bytes,
-                key=content_key_for_bytes(td_bytes)),
+                key=content_key_for_bytes(td_bytes), checkpoint=True),  # a tcs edit resumes here
     )
     return regions, runs
 
@@ -483,7 +486,7 @@ def derive_layout(image: ElfImage, params: Params, variant: str = VARIANT_SGX1,
 
     if committed:
         regions.append(Region("heap", "heap", heap_offset, committed // PAGE_SIZE, heap_flags, "added"))
-        runs.append(PageRun(heap_offset, committed // PAGE_SIZE, heap_flags, False, "heap"))
+        runs.append(PageRun(heap_offset, committed // PAGE_SIZE, heap_flags, False, "heap", checkpoint=True))
     if params.heap > committed:
         regions.append(Region("heap (added at run time)", "heap-reserved", heap_offset + committed,
                               (params.heap - committed) // PAGE_SIZE, heap_flags, "reserved"))

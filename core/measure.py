@@ -44,6 +44,7 @@ ProgressCallback = Callable[[int, int], None]
 PAGES_PER_BATCH = 256  # 1.3 MB of records per measured batch
 THREAD_THRESHOLD = 8 << 20  # below this many stream bytes, hash inline (thread start costs more)
 PROGRESS_INTERVAL = 0.05  # seconds between progress callbacks
+CHECKPOINT_SPACING = 256 << 10  # stream bytes between checkpoints inside a batch of packed runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +229,26 @@ class _Progress:
             self.callback(self.total, self.total)
 
 
+_BUFFER_POOL: list[np.ndarray] = []
+_BUFFER_POOL_LOCK = threading.Lock()
+_BUFFER_POOL_MAX = 8
+
+
+def _take_buffers(count: int) -> list[np.ndarray]:
+    """Batch buffers from a small process-wide pool (fresh ones page-fault on every measurement)."""
+    with _BUFFER_POOL_LOCK:
+        taken = [_BUFFER_POOL.pop() for _ in range(min(count, len(_BUFFER_POOL)))]
+    while len(taken) < count:
+        taken.append(np.empty(_Hasher.CAPACITY, dtype=np.uint8))
+    return taken
+
+
+def _give_buffers(buffers: list[np.ndarray]) -> None:
+    with _BUFFER_POOL_LOCK:
+        room = _BUFFER_POOL_MAX - len(_BUFFER_POOL)
+        _BUFFER_POOL.extend(buffers[:max(room, 0)])
+
+
 class _Hasher:
     """One pass over the runs from a start point, storing checkpoints as it goes.
 
@@ -300,7 +321,16 @@ class _Hasher:
             raise MeasurementCancelled("measurement cancelled")
         view = memoryview(buffer)[:used]  # type: ignore[arg-type]
         previous = 0
-        for end, index, done in marks:
+        last = len(marks) - 1
+        for position, (end, index, done) in enumerate(marks):
+            run = self.plan.runs[index]
+            # Checkpoint only where it pays: runs marked ``checkpoint``, every CHECKPOINT_SPACING
+            # stream bytes, and the end of each batch. Fewer hash calls between checkpoints mean
+            # fewer GIL hand-overs with the producer thread.
+            if position != last and end - previous < CHECKPOINT_SPACING and not (
+                run.checkpoint and done >= run.pages
+            ):
+                continue
             if end > previous:
                 piece = view[previous:end]
                 self.sha.update(piece)  # type: ignore[attr-defined]
@@ -308,7 +338,6 @@ class _Hasher:
                     self.sgxs_out.write(piece)
                 self.offset += end - previous
                 previous = end
-            run = self.plan.runs[index]
             if done >= run.pages:
                 self.owner._remember(self.keys[index + 1], self.sha, self.offset)
             else:
@@ -321,13 +350,16 @@ class _Hasher:
         self.progress.advance(used)
 
     def run_inline(self, start_run: int, start_page: int) -> None:
-        buffer = np.empty(self.CAPACITY, dtype=np.uint8)
-        self._produce(start_run, start_page, lambda: (0, buffer),
-                      lambda _slot, buf, used, marks: self._consume(buf, used, marks))
+        buffers = _take_buffers(1)
+        try:
+            self._produce(start_run, start_page, lambda: (0, buffers[0]),
+                          lambda _slot, buf, used, marks: self._consume(buf, used, marks))
+        finally:
+            _give_buffers(buffers)
 
     def run_threaded(self, start_run: int, start_page: int) -> None:
         slots = 4
-        buffers = [np.empty(self.CAPACITY, dtype=np.uint8) for _ in range(slots)]
+        buffers = _take_buffers(slots)
         free: queue.Queue[int] = queue.Queue()
         for slot in range(slots):
             free.put(slot)
@@ -364,6 +396,7 @@ class _Hasher:
             stop.set()
             free.put(0)
             producer.join()
+            _give_buffers(buffers)
         if failure:
             raise failure[0]
 

@@ -82,7 +82,9 @@ class PageRun:
     measured run is ``data`` (exactly ``pages * 4096`` bytes, may be an mmap-backed
     memoryview) or, when ``data`` is None, every page filled with the 4-byte ``fill``.
     ``key`` identifies the content for checkpoint caching: equal keys must mean equal
-    bytes (use :func:`content_key_for_bytes` or a file identity + range).
+    bytes (use :func:`content_key_for_bytes` or a file identity + range). ``checkpoint``
+    asks the engine to keep the hash state right after this run, where re-measurements
+    after an edit are expected to start (it does not change any record).
     """
 
     offset: int  # bytes from enclave base (page-aligned); EADD offset of the first page
@@ -93,6 +95,7 @@ class PageRun:
     data: bytes | memoryview | None = field(default=None, compare=False, repr=False)
     fill: bytes = b"\x00\x00\x00\x00"  # 4-byte pattern when data is None
     key: tuple = ()  # content identity for caching (only meaningful when measured)
+    checkpoint: bool = field(default=False, compare=False)  # keep a SHA-256 checkpoint right after this run
 
     def __post_init__(self) -> None:
         if self.offset % PAGE_SIZE:

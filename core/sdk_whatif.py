@@ -803,7 +803,8 @@ def _split_at_global_data(
             data = run.data[low - run.offset : high - run.offset]
             inside = low < end_page and high > first_page
             piece_key = content_key_for_bytes(data) if inside else ("sdk-whatif-image", image.identity, stable, low, high)
-            runs.append(replace(run, offset=low, pages=(high - low) // PAGE_SIZE, data=data, key=piece_key))
+            runs.append(replace(run, offset=low, pages=(high - low) // PAGE_SIZE, data=data, key=piece_key,
+                                checkpoint=high == first_page))  # what-ifs re-hash from g_global_data on
     plan = MeasurementPlan(ssaframesize=load.plan.ssaframesize, size=load.plan.size, runs=tuple(runs))
     return replace(load, plan=plan)
 
