@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -714,6 +715,26 @@ def note_bytes(metadata: SgxMetadata, blocks: list[bytes] | tuple[bytes, ...]) -
 # --------------------------------------------------------------------------------------------
 
 
+def pack_layout_table(items: Sequence[LayoutEntry | LayoutGroup]) -> bytes:
+    """The layout table as stored (32 bytes per entry or group, in order).
+
+    Raises:
+        SdkError: a value does not fit its field.
+    """
+    out = bytearray()
+    for item in items:
+        if isinstance(item, LayoutGroup):
+            out += LAYOUT_GROUP_TABLE.pack({"id": item.id, "entry_count": item.entry_count,
+                                            "load_times": item.load_times, "load_step": item.load_step,
+                                            "reserved": bytes(16)})
+        else:
+            out += LAYOUT_ENTRY_TABLE.pack({"id": item.id, "attributes": item.attributes,
+                                            "page_count": item.page_count, "rva": item.rva,
+                                            "content_size": item.content_size,
+                                            "content_offset": item.content_offset, "si_flags": item.si_flags})
+    return bytes(out)
+
+
 def build_block(
     *,
     version: tuple[int, int],
@@ -763,17 +784,7 @@ def build_block(
         raise SdkError("build_block: dir_count must be 2 or 4 and the SIGSTRUCT 1808 bytes")
     data_start = METADATA_HEADER_SIZE + dir_count * DIR_ENTRY_SIZE
     body = bytearray(tcs_template)
-    layout_bytes = bytearray()
-    for item in layout:
-        if isinstance(item, LayoutGroup):
-            layout_bytes += LAYOUT_GROUP_TABLE.pack({"id": item.id, "entry_count": item.entry_count,
-                                                     "load_times": item.load_times, "load_step": item.load_step,
-                                                     "reserved": bytes(16)})
-        else:
-            layout_bytes += LAYOUT_ENTRY_TABLE.pack({"id": item.id, "attributes": item.attributes,
-                                                     "page_count": item.page_count, "rva": item.rva,
-                                                     "content_size": item.content_size,
-                                                     "content_offset": item.content_offset, "si_flags": item.si_flags})
+    layout_bytes = pack_layout_table(layout)
     layout_offset = -1
     if layout_first:
         layout_offset = data_start + len(body)

@@ -65,6 +65,7 @@ from core.sdk_metadata import (
     MetadataBlock,
     build_block,
     build_note,
+    pack_layout_table,
     parse_sgxmeta,
     tcs_template_offset,
 )
@@ -495,21 +496,6 @@ def build_tcs_template(image: ElfImage, profile: ReleaseProfile, settings: Mappi
     })
 
 
-def _layout_bytes(items: Sequence[LayoutEntry | LayoutGroup]) -> bytes:
-    out = bytearray()
-    for item in items:
-        if isinstance(item, LayoutGroup):
-            out += LAYOUT_GROUP_TABLE.pack({"id": item.id, "entry_count": item.entry_count,
-                                            "load_times": item.load_times, "load_step": item.load_step,
-                                            "reserved": bytes(16)})
-        else:
-            out += LAYOUT_ENTRY_TABLE.pack({"id": item.id, "attributes": item.attributes,
-                                            "page_count": item.page_count, "rva": item.rva,
-                                            "content_size": item.content_size,
-                                            "content_offset": item.content_offset, "si_flags": item.si_flags})
-    return bytes(out)
-
-
 def _find(layout: DerivedLayout, layout_id: int) -> LayoutEntry | None:
     for item in layout.primary:
         if isinstance(item, LayoutEntry) and item.id == layout_id:
@@ -618,7 +604,7 @@ def global_data_bytes(
                 f"the layout needs {len(layout.primary)} entries; {profile.label} holds {capacity} "
                 "(g_global_data's copy of the layout table; sgx_sign: 'Out of memory')"
             )
-        raw = _layout_bytes(layout.primary)
+        raw = pack_layout_table(layout.primary)
         computed["layout_entry_num"] = len(layout.primary)
         computed["layout_table"] = raw + bytes(capacity * LAYOUT_ENTRY_SIZE - len(raw))
     for name in values:
