@@ -84,8 +84,11 @@ def register(sub: Any, command: Callable[[str, str, str], argparse.ArgumentParse
     p.add_argument("--edmm", action="store_true", help="compare the EDMM measurements (default SGX1)")
     p.add_argument("--limit", type=int, default=DEFAULT_LIMIT, metavar="N",
                    help=f"stretches listed in the text output (default {DEFAULT_LIMIT}; 0 = all)")
-    p.add_argument("a", metavar="A", help="ensign program, .sgxs stream or SDK enclave")
-    p.add_argument("b", metavar="B", help="ensign program, .sgxs stream or SDK enclave")
+    p.add_argument("--enclave", metavar="SDK_ENCLAVE",
+                   help="compare two Enclave.config.xml files A and B of this Intel SDK enclave (what-if): "
+                        "config elements, ECREATE, layout entries and g_global_data fields that differ")
+    p.add_argument("a", metavar="A", help="ensign program, .sgxs stream or SDK enclave (an XML with --enclave)")
+    p.add_argument("b", metavar="B", help="ensign program, .sgxs stream or SDK enclave (an XML with --enclave)")
     p.set_defaults(handler=cmd_diff)
 
     p = command("explain", "say why a program does not measure to its signed MRENCLAVE", EXPLAIN_DESCRIPTION)
@@ -209,6 +212,12 @@ def cmd_diff(args: argparse.Namespace, out: Any) -> int:
     from core.diff import diff_sides, open_side
     from tui.cli import params_from_args
 
+    if args.enclave:  # two Enclave.config.xml of one Intel SDK enclave: the what-if comparison
+        from tui.cli_sdk import cmd_sdk_diff_configs
+
+        return cmd_sdk_diff_configs(argparse.Namespace(
+            a=args.enclave, b=None, config=[args.a, args.b], release=None, json=getattr(args, "json", False),
+            limit=args.limit), out)
     signed = args.signed or ""
     variant = "edmm" if args.edmm else "sgx1"
     needs_flags = signed != "both"
