@@ -1,30 +1,49 @@
 """ensign's headless core: ELF loading, parameters, layout, measurement, SIGSTRUCT and signing.
 
 Never imports textual, rich or tui, never prints; errors are EnsignError subclasses.
-The names below are the public API used by the CLI, the TUI and the tests.
+The names below are the public API used by the CLI, the TUI and the tests. They are
+loaded on first use (PEP 562), so ``import core.errors`` stays cheap for the CLI.
 """
 
 from __future__ import annotations
 
-from core.enclave import (
-    EnclaveBinary,
-    MeasuredPair,
-    PageLocation,
-    SignResult,
-    VerifyResult,
-    sign_enclave,
-    verify_enclave,
-)
-from core.errors import EnsignError
-from core.layout import VARIANT_EDMM, VARIANT_SGX1, Layout, Region, derive_layout
-from core.measure import Measurement, Measurer
-from core.params import PARAMETERS, Params, resolve_params
-from core.records import MeasurementPlan, PageRun, Record
-from core.sigstruct import Sigstruct
+import importlib
+from typing import Any
 
-__all__ = [
-    "EnclaveBinary", "EnsignError", "Layout", "MeasuredPair", "Measurement", "MeasurementPlan", "Measurer",
-    "PARAMETERS", "PageLocation", "PageRun", "Params", "Record", "Region", "SignResult", "Sigstruct",
-    "VARIANT_EDMM", "VARIANT_SGX1", "VerifyResult", "derive_layout", "resolve_params",
-    "sign_enclave", "verify_enclave",
-]
+_EXPORTS: dict[str, str] = {
+    "EnclaveBinary": "core.enclave",
+    "MeasuredPair": "core.enclave",
+    "PageLocation": "core.enclave",
+    "SignResult": "core.enclave",
+    "VerifyResult": "core.enclave",
+    "sign_enclave": "core.enclave",
+    "verify_enclave": "core.enclave",
+    "EnsignError": "core.errors",
+    "VARIANT_EDMM": "core.layout",
+    "VARIANT_SGX1": "core.layout",
+    "Layout": "core.layout",
+    "Region": "core.layout",
+    "derive_layout": "core.layout",
+    "Measurement": "core.measure",
+    "Measurer": "core.measure",
+    "PARAMETERS": "core.params",
+    "Params": "core.params",
+    "resolve_params": "core.params",
+    "MeasurementPlan": "core.records",
+    "PageRun": "core.records",
+    "Record": "core.records",
+    "Sigstruct": "core.sigstruct",
+    "open_any": "core.containers",
+    "SdkEnclave": "core.sdk",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
