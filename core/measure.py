@@ -34,7 +34,7 @@ from core.records import (
     RECORD_SIZE,
     MeasurementPlan,
     PageRun,
-    batches,
+    batches_from,
     build_records,
 )
 
@@ -287,12 +287,7 @@ class _Hasher:
             if run.pages == 0:
                 yield index, run, 0, 0
                 continue
-            for first, count in batches(run, PAGES_PER_BATCH):
-                if first + count <= first_allowed:
-                    continue
-                if first < first_allowed:
-                    count -= first_allowed - first
-                    first = first_allowed
+            for first, count in batches_from(run, first_allowed, PAGES_PER_BATCH):
                 yield index, run, first, count
 
     def _produce(self, start_run: int, start_page: int, acquire, emit) -> None:

@@ -333,3 +333,16 @@ def batches(run: PageRun, pages_per_batch: int = 256) -> Iterator[tuple[int, int
     batch = pages_per_batch if run.measured else pages_per_batch * (MEASURED_PAGE_STREAM // RECORD_SIZE)
     for first in range(0, run.pages, batch):
         yield first, min(batch, run.pages - first)
+
+
+def batches_from(run: PageRun, first_page: int, pages_per_batch: int = 256) -> Iterator[tuple[int, int]]:
+    """Like :func:`batches`, but starting at page ``first_page`` of the run (resuming mid-run)."""
+    for first, count in batches(run, pages_per_batch):
+        if first + count <= first_page:
+            continue
+        if first < first_page:
+            count -= first_page - first
+            first = first_page
+        yield first, count
+
+

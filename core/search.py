@@ -50,7 +50,7 @@ from core.records import (
     PAGE_SIZE,
     MeasurementPlan,
     PageRun,
-    batches,
+    batches_from,
     build_records,
     eadd_record,
     eextend_header,
@@ -403,12 +403,7 @@ class PrefixHasher:
                 sha.update(small)
                 hashed += len(small)
             else:
-                for first, count in batches(run, PAGES_PER_BATCH):
-                    if first + count <= first_allowed:
-                        continue
-                    if first < first_allowed:
-                        count -= first_allowed - first
-                        first = first_allowed
+                for first, count in batches_from(run, first_allowed, PAGES_PER_BATCH):
                     data = build_records(run, first, count, buffer)
                     sha.update(data)
                     hashed += len(data)

@@ -132,13 +132,14 @@ def parse_date(text: str) -> _dt.date:
     Raises:
         ParamError: not a date.
     """
-    cleaned = text.strip()
-    for fmt in ("%Y-%m-%d", "%Y%m%d"):
-        try:
-            return _dt.datetime.strptime(cleaned, fmt).date()
-        except ValueError:
-            continue
-    raise ParamError(f"date: '{text}' is not a date (use YYYY-MM-DD)")
+    from tui.cli import parse_date as parse_flag_date  # the one date parser (headless module)
+
+    try:
+        parsed = parse_flag_date(text.strip())
+    except ParamError:
+        raise ParamError(f"date: '{text}' is not a date (use YYYY-MM-DD)") from None
+    assert parsed is not None
+    return parsed
 
 
 def unique_path(directory: Path, stem: str, suffix: str) -> Path:
